@@ -1,0 +1,238 @@
+"""Command line: profile and rank one or more networks the NTIRE efficient-SR way.
+
+Usage::
+
+    python -m effsr_core.profile -opt A.yml [--ckpt A.pth] [--name A] [-opt B.py ...] [--model NAME=OPTIONS[:CKPT]]
+        [--input-size 3x256x256 | --lr-size 180x320 --frames 10] [--video | --image] [--exclude spynet]
+        [--device cpu|cuda] [--runtime-trials 3] [--runtime-repeats 1] [--warmup 1] [--threads N]
+        [--skip memory runtime] [--dataset-gt DIR --dataset-lq DIR [--dataset-template {}x4]
+        [--dataset-clips 000 011]] [--crop-border 4] [--test-y-channel] [--json out.json]
+
+Video models (BasicSR ``model_type`` with 'Video', MMagic ``model.type`` with 'VSR', or ``--video``) get a
+(1, frames, c, h, w) input and report per-frame numbers with the sub-modules named ``spynet`` counted apart.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from effsr_core import compat
+from effsr_core.profiling.counting import find_excluded_modules
+from effsr_core.profiling.models import ModelBuildError, build_model_from_options, is_video_options, load_checkpoint
+from effsr_core.profiling.profiler import ProfileSettings, profile_model
+from effsr_core.profiling.quality import PairedImageFolders, VideoClipFolders
+from effsr_core.profiling.ranking import format_ranking, rank_models
+from effsr_core.profiling.report import build_report, format_table, write_json
+
+DEFAULT_VIDEO_EXCLUDE = ('spynet',)
+DEFAULT_CHANNELS = 3
+
+
+@dataclass
+class ModelSpec:
+    """One model to profile: options file, optional checkpoint and display name."""
+    options: str
+    checkpoint: str | None = None
+    name: str | None = None
+
+
+def _parse_dims(text: str, allowed_counts: tuple[int, ...], example: str) -> list[int]:
+    parts = text.lower().split('x')
+    if len(parts) not in allowed_counts or not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise argparse.ArgumentTypeError(f'malformed size {text!r}; expected e.g. {example}')
+    return [int(part) for part in parts]
+
+
+def parse_image_size(text: str) -> tuple[int, int, int]:
+    """Parse an image input size 'CxHxW' into (c, h, w) of positive ints."""
+    return tuple(_parse_dims(text, (3,), '3x256x256'))
+
+
+def parse_frame_size(text: str) -> tuple[int, int, int]:
+    """Parse a video frame size 'HxW' (3 channels) or 'CxHxW' into (c, h, w) of positive ints."""
+    dims = _parse_dims(text, (2, 3), '180x320 or 3x180x320')
+    return tuple(dims) if len(dims) == 3 else (DEFAULT_CHANNELS, *dims)
+
+
+def parse_positive(text: str) -> int:
+    """Parse a positive int."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f'expected a positive integer, got {text!r}')
+    return int(text)
+
+
+def parse_model_spec(text: str) -> ModelSpec:
+    """Parse 'NAME=OPTIONS[:CKPT]'."""
+    name, separator, rest = text.partition('=')
+    options, _, checkpoint = rest.partition(':')
+    if not separator or not name or not options:
+        raise argparse.ArgumentTypeError(f'expected NAME=OPTIONS[:CKPT], got {text!r}')
+    return ModelSpec(options=options, checkpoint=checkpoint or None, name=name)
+
+
+class _ModelSpecAction(argparse.Action):
+    """Collects models in order: ``-opt`` (or ``--model``) starts one; ``--ckpt`` / ``--name`` complete the last."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        specs = getattr(namespace, self.dest) or []
+        setattr(namespace, self.dest, specs)
+        if isinstance(values, ModelSpec):
+            specs.append(values)
+        elif self.const == 'options':
+            specs.append(ModelSpec(options=values))
+        elif not specs or getattr(specs[-1], self.const) is not None:
+            parser.error(f'argument {option_string}: give it once after its -opt/--options')
+        else:
+            setattr(specs[-1], self.const, values)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the profiler CLI."""
+    parser = argparse.ArgumentParser(prog='python -m effsr_core.profile', description=__doc__.split('\n')[0])
+    models = parser.add_argument_group('models (repeatable, profiled and ranked together)')
+    models.add_argument('-opt', '--options', dest='models', action=_ModelSpecAction, const='options',
+                        metavar='OPTIONS', help='BasicSR options YAML (network_g) or MMagic config .py')
+    models.add_argument('--ckpt', dest='models', action=_ModelSpecAction, const='checkpoint', metavar='CKPT',
+                        help='checkpoint for the preceding -opt')
+    models.add_argument('--name', dest='models', action=_ModelSpecAction, const='name', metavar='NAME',
+                        help='display name for the preceding -opt (default: options file stem)')
+    models.add_argument('--model', dest='models', action=_ModelSpecAction, type=parse_model_spec,
+                        metavar='NAME=OPTIONS[:CKPT]', help='a model in one argument')
+    models.add_argument('--param-key', metavar='KEY',
+                        help='checkpoint entry to load (default: params_ema, params or state_dict)')
+
+    inputs = parser.add_argument_group('input')
+    inputs.add_argument('--input-size', type=parse_image_size, default=(3, 256, 256), metavar='CxHxW',
+                        help='image-model input (default 3x256x256, the NTIRE FLOPs/activations size)')
+    inputs.add_argument('--lr-size', type=parse_frame_size, default=(3, 180, 320), metavar='[Cx]HxW',
+                        help='video-model LR frame size (default 180x320)')
+    inputs.add_argument('--frames', type=parse_positive, default=10, metavar='T',
+                        help='video-model frames (default 10)')
+    kind = inputs.add_mutually_exclusive_group()
+    kind.add_argument('--video', dest='force_video', action='store_const', const=True,
+                      help='treat every model as a video model')
+    kind.add_argument('--image', dest='force_video', action='store_const', const=False,
+                      help='treat every model as an image model')
+
+    measure = parser.add_argument_group('measurement')
+    measure.add_argument('--exclude', nargs='*', metavar='MODULE',
+                         help=f'sub-modules counted apart (default: {" ".join(DEFAULT_VIDEO_EXCLUDE)} for video '
+                              f'models, none for image models; no name: count everything together)')
+    measure.add_argument('--device', choices=('cpu', 'cuda'),
+                         default='cuda' if torch.cuda.is_available() else 'cpu')
+    measure.add_argument('--runtime-trials', type=parse_positive, default=3, metavar='N',
+                         help='best of N trials (default 3)')
+    measure.add_argument('--runtime-repeats', type=parse_positive, default=1, metavar='N',
+                         help='forwards per trial (default 1)')
+    measure.add_argument('--warmup', type=int, default=1, metavar='N', help='untimed forwards first (default 1)')
+    measure.add_argument('--threads', type=parse_positive, metavar='N',
+                         help='torch CPU threads (default: torch default)')
+    measure.add_argument('--skip', nargs='+', choices=('memory', 'runtime'), default=(), help='measures to skip')
+
+    dataset = parser.add_argument_group('PSNR / SSIM (optional)')
+    dataset.add_argument('--dataset-gt', metavar='DIR', help='GT images (image models) or GT clip folders (video)')
+    dataset.add_argument('--dataset-lq', metavar='DIR', help='LQ images or LQ clip folders')
+    dataset.add_argument('--dataset-template', default='{}x4', metavar='TEMPLATE',
+                         help="LQ stem from the GT stem for images (default '{}x4', DIV2K)")
+    dataset.add_argument('--dataset-clips', nargs='+', metavar='CLIP', help='video clips (default: all folders)')
+    dataset.add_argument('--crop-border', type=int, default=4, metavar='N',
+                         help='border removed before measuring (default 4)')
+    dataset.add_argument('--test-y-channel', action='store_true', help='measure on Y of YCbCr instead of RGB')
+
+    parser.add_argument('--json', metavar='PATH', help='write the report as JSON here')
+    return parser
+
+
+def _model_name(spec: ModelSpec) -> str:
+    return spec.name or Path(spec.options).stem
+
+
+def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Reject inconsistent arguments with a message naming the option."""
+    if not args.models:
+        parser.error('argument -opt/--options: give at least one model (-opt OPTIONS or --model NAME=OPTIONS)')
+    names = [_model_name(spec) for spec in args.models]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        parser.error(f'argument --name: duplicate model names {", ".join(duplicates)}')
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('argument --device: CUDA is not available')
+    if (args.dataset_gt is None) != (args.dataset_lq is None):
+        parser.error('argument --dataset-gt/--dataset-lq: give both folders')
+    if args.warmup < 0:
+        parser.error('argument --warmup: must be >= 0')
+
+
+def _make_dataset(parser: argparse.ArgumentParser, args: argparse.Namespace, video: bool):
+    """The PSNR / SSIM samples for this kind of model, or None without --dataset-gt."""
+    if args.dataset_gt is None:
+        return None
+    try:
+        if video:
+            return VideoClipFolders(args.dataset_gt, args.dataset_lq, args.dataset_clips)
+        return PairedImageFolders(args.dataset_gt, args.dataset_lq, args.dataset_template)
+    except FileNotFoundError as error:
+        parser.error(f'argument --dataset-gt/--dataset-lq: {error}')
+
+
+def _profile_one(parser: argparse.ArgumentParser, args: argparse.Namespace, spec: ModelSpec,
+                 generator: torch.Generator) -> dict:
+    """Build, load and profile one model on a random input of its kind (image or video)."""
+    try:
+        model = build_model_from_options(spec.options)
+        video = is_video_options(spec.options) if args.force_video is None else args.force_video
+    except (FileNotFoundError, ModelBuildError) as error:
+        parser.error(f'argument -opt/--options: {error}')
+    if spec.checkpoint:
+        try:
+            load_checkpoint(model, spec.checkpoint, args.param_key)
+        except (FileNotFoundError, ModelBuildError) as error:
+            parser.error(f'argument --ckpt: {error}')
+    exclude = tuple(args.exclude) if args.exclude is not None else (DEFAULT_VIDEO_EXCLUDE if video else ())
+    if args.exclude and not find_excluded_modules(model, exclude):
+        print(f'warning: --exclude {" ".join(exclude)} matches no sub-module of {_model_name(spec)}', file=sys.stderr)
+    settings = ProfileSettings(exclude=exclude, measure_memory='memory' not in args.skip,
+                               measure_runtime='runtime' not in args.skip, trials=args.runtime_trials,
+                               repeats=args.runtime_repeats, warmup=args.warmup, crop_border=args.crop_border,
+                               test_y_channel=args.test_y_channel)
+    shape = (1, args.frames, *args.lr_size) if video else (1, *args.input_size)
+    inputs = torch.rand(shape, generator=generator).to(args.device)
+    return profile_model(model, inputs, settings, _make_dataset(parser, args, video))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Profile the given models, print the table (and ranking) and optionally write JSON.
+
+    Args:
+        argv: Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        Exit status 0; argument errors exit with status 2 and a message naming the option.
+    """
+    compat.install()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_arguments(parser, args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    generator = torch.Generator().manual_seed(0)
+    results = {_model_name(spec): _profile_one(parser, args, spec, generator) for spec in args.models}
+    print(format_table(results))
+    ranking = rank_models(results) if len(results) > 1 else None
+    if ranking:
+        print(f'\nNTIRE ranking (sum of ranks on {", ".join(ranking.metrics)}; lower is better):')
+        print(format_ranking(ranking))
+    if args.json:
+        command = [*parser.prog.split(), *(sys.argv[1:] if argv is None else argv)]
+        write_json(build_report(results, ranking, command), args.json)
+        print(f'\nWrote {args.json}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

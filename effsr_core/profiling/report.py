@@ -1,0 +1,120 @@
+"""Profiling report: a text table (one column per model) and a JSON file with the machine, command and numbers."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+
+from effsr_core.profiling.ranking import Ranking, lookup
+from effsr_core.profiling.timing import cpu_model_name
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, core count, GPU (if any), Python / torch versions and torch's thread count."""
+    return {
+        'cpu': cpu_model_name(),
+        'cores': os.cpu_count(),
+        'gpu': torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        'platform': platform.platform(),
+        'python': platform.python_version(),
+        'torch': torch.__version__,
+        'threads': torch.get_num_threads(),
+    }
+
+
+def build_report(results: Mapping[str, Mapping[str, Any]], ranking: Ranking | None = None,
+                 argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Collect everything that the JSON file holds.
+
+    Args:
+        results: Profile results by model name (``effsr_core.profiling.profiler.profile_model``).
+        ranking: NTIRE ranking of the results, if computed.
+        argv: Command line (default: ``sys.argv``).
+
+    Returns:
+        A JSON-ready dict with ``machine``, ``command``, ``results`` and ``ranking``.
+    """
+    return {
+        'machine': machine_info(),
+        'command': list(sys.argv if argv is None else argv),
+        'results': {name: dict(result) for name, result in results.items()},
+        'ranking': asdict(ranking) if ranking else None,
+    }
+
+
+def write_json(report: Mapping[str, Any], path: str | Path) -> None:
+    """Write ``report`` as indented JSON (creating parent folders)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + '\n')
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    """Read a report written by ``write_json``."""
+    return json.loads(Path(path).read_text())
+
+
+def _scaled(scale: float, digits: int) -> Callable[[Any], str]:
+    return lambda value: f'{value / scale:.{digits}f}'
+
+
+def _per_module(scale: float, digits: int, key: str | None = None) -> Callable[[Any], str]:
+    """Formats an ``{excluded module: count or counts[key]}`` dict as ``name=value`` items (``-`` when empty)."""
+    def format_value(excluded: Mapping[str, Any]) -> str:
+        values = {name: counts if key is None else counts[key] for name, counts in excluded.items()}
+        return ', '.join(f'{name}={value / scale:.{digits}f}' for name, value in values.items()) or '-'
+    return format_value
+
+
+#: Table rows: label, key path in a result, formatter.
+TABLE_ROWS: tuple[tuple[str, tuple[str, ...], Callable[[Any], str]], ...] = (
+    ('input shape', ('input_shape',), lambda shape: 'x'.join(map(str, shape))),
+    ('frames per forward', ('ops', 'frames'), str),
+    ('params [M]', ('params', 'counted'), _scaled(1e6, 3)),
+    ('excluded params [M]', ('params', 'excluded'), _per_module(1e6, 3)),
+    ('MACs [G]', ('ops', 'counted', 'macs'), _scaled(1e9, 2)),
+    ('FLOPs [G] (torch, 2/MAC)', ('ops', 'counted', 'flops'), _scaled(1e9, 2)),
+    ('NTIRE FLOPs [G]', ('ops', 'counted', 'ntire_flops'), _scaled(1e9, 2)),
+    ('activations [M]', ('ops', 'counted', 'activations'), _scaled(1e6, 2)),
+    ('#conv', ('ops', 'counted', 'num_conv'), lambda value: f'{value:g}'),
+    ('excluded MACs [G]', ('ops', 'excluded'), _per_module(1e9, 2, 'macs')),
+    ('ops counted on', ('ops', 'counted_on'), str),
+    ('peak memory [MiB]', ('memory', 'peak_bytes'), _scaled(2 ** 20, 2)),
+    ('runtime best [ms]', ('runtime', 'best_ms'), _scaled(1, 2)),
+    ('runtime median [ms]', ('runtime', 'median_ms'), _scaled(1, 2)),
+    ('runtime device', ('runtime', 'device_name'), str),
+    ('threads', ('runtime', 'threads'), str),
+    ('PSNR [dB]', ('quality', 'psnr'), _scaled(1, 2)),
+    ('SSIM', ('quality', 'ssim'), _scaled(1, 4)),
+)
+
+
+def format_table(results: Mapping[str, Mapping[str, Any]]) -> str:
+    """Text table of profile results: one row per measure, one column per model, notes on conventions below.
+
+    Args:
+        results: Profile results by model name.
+
+    Returns:
+        The table (``n/a`` where a measure was not taken).
+    """
+    header = ['', *results]
+    rows = [[label, *(('n/a' if (value := lookup(result, path)) is None else format_value(value))
+                      for result in results.values())]
+            for label, path, format_value in TABLE_ROWS]
+    widths = [max(len(row[column]) for row in (header, *rows)) for column in range(len(header))]
+    lines = ['  '.join(cell.rjust(width) if column else cell.ljust(width)
+                       for column, (cell, width) in enumerate(zip(row, widths))) for row in (header, *rows)]
+    notes = ['Ops and runtimes are per output frame (divided by "frames per forward"); excluded sub-modules are '
+             'counted apart.',
+             'NTIRE FLOPs = conv MACs + conv bias elements + activation-op elements; activations = conv output '
+             'elements.']
+    methods = {memory['method'] for result in results.values() if (memory := result.get('memory'))}
+    notes += [f'Peak memory: {method}.' for method in sorted(methods)]
+    return '\n'.join(lines + [''] + notes)

@@ -1,0 +1,1 @@
+"""Placeholder: this plugin's components arrive with their own issue."""

@@ -1,0 +1,65 @@
+"""Mean scaling factor of the pruned vs kept units during regularisation (the paper's Fig. 6), as CSV and PNG."""
+from __future__ import annotations
+
+import csv
+import os
+
+
+def _is_main_process() -> bool:
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+class FactorCurve:
+    """Appends ``iter, alpha, gamma_pruned, gamma_kept`` rows to a CSV (main process only) and plots them.
+
+    A resumed run appends to the same file; when an iteration appears twice the later row wins.
+    """
+
+    FIELDS = ('iter', 'alpha', 'gamma_pruned', 'gamma_kept')
+
+    def __init__(self, csv_path: str):
+        self.csv_path = csv_path
+
+    def record(self, iteration: int, alpha: float, gamma_pruned: float, gamma_kept: float) -> None:
+        if not _is_main_process():
+            return
+        new_file = not os.path.exists(self.csv_path)
+        os.makedirs(os.path.dirname(self.csv_path) or '.', exist_ok=True)
+        with open(self.csv_path, 'a', newline='') as f:
+            writer = csv.writer(f)
+            if new_file:
+                writer.writerow(self.FIELDS)
+            writer.writerow([iteration, f'{alpha:.6g}', f'{gamma_pruned:.6g}', f'{gamma_kept:.6g}'])
+
+    def rows(self) -> list[dict[str, float]]:
+        if not os.path.exists(self.csv_path):
+            return []
+        with open(self.csv_path, newline='') as f:
+            by_iter = {int(row['iter']): {k: float(v) for k, v in row.items()} for row in csv.DictReader(f)}
+        return [by_iter[i] for i in sorted(by_iter)]
+
+    def save_plot(self, png_path: str | None = None) -> str | None:
+        """Plot the recorded curve next to the CSV (or at ``png_path``); returns the path, or None if empty."""
+        rows = self.rows()
+        if not rows or not _is_main_process():
+            return None
+        import matplotlib
+
+        matplotlib.use('Agg')
+        from matplotlib import pyplot as plt
+
+        png_path = png_path or os.path.splitext(self.csv_path)[0] + '.png'
+        iters = [r['iter'] for r in rows]
+        fig, ax = plt.subplots(figsize=(5, 3.4), dpi=120)
+        ax.plot(iters, [r['gamma_kept'] for r in rows], label='kept')
+        ax.plot(iters, [r['gamma_pruned'] for r in rows], label='pruned')
+        ax.set_xlabel('iteration')
+        ax.set_ylabel('mean |scaling factor|')
+        ax.set_title('Sparsity-inducing regularisation')
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(png_path)
+        plt.close(fig)
+        return png_path

@@ -1,0 +1,152 @@
+"""Framework-free driver of structured pruning: select → regularise → prune, as a pure function of the iteration.
+
+Methods (``pruning.method``):
+  * ``ssl``: SSL (CVPR 2023) — RSC input channels, residual-block filters and pixel-shuffle groups, global Min-L1
+    selection, growing sparsity regularisation, then physical pruning.
+  * ``l1_norm``: one-shot L1-norm filter pruning (Li et al., ICLR 2017) of the same units, per layer, no
+    regularisation (the network is pruned before the first iteration).
+  * ``assl``: ASSL-style aligned pruning (NeurIPS 2021) — the channels joined by residual adds (the recurrent
+    hidden state) are pruned with shared indices, per-layer ratio, with the same growing regularisation.
+
+Iterations are 1-based as in BasicSR: iterations 1..R regularise (R = ``regularization.total_iters``, 0 for
+``l1_norm``), the network is pruned at the start of iteration R + 1, fine-tuning follows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+import torch
+
+from ssl_plugin.pruning.plan import PruningPlan
+from ssl_plugin.pruning.regularization import GrowingRegularization, sparsity_loss
+from ssl_plugin.pruning.selection import SELECTIONS, check_ratio, select_kept
+
+METHODS: dict[str, dict[str, Any]] = {
+    'ssl': dict(units=('in', 'mid', 'out', 'upsampler'), selection='min_global', regularize=True),
+    'l1_norm': dict(units=('in', 'mid', 'out', 'upsampler'), selection='min_local', regularize=False),
+    'assl': dict(units=('hidden', 'mid', 'upsampler'), selection='min_local', regularize=True),
+}
+UNITS = ('in', 'mid', 'out', 'hidden', 'upsampler')
+UPSAMPLER_GROUPS = ('upconv1', 'upconv2', 'conv_hr')
+
+
+def _check_keys(option: str, given: Mapping[str, Any], allowed) -> None:
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise ValueError(f'{option}: unknown key(s) {", ".join(unknown)}; allowed: {", ".join(sorted(allowed))}.')
+
+
+@dataclass(frozen=True)
+class PruningConfig:
+    """The ``pruning`` section of an experiment (BasicSR YAML or MMagic config)."""
+    method: str = 'ssl'
+    ratio: float = 0.5
+    selection: str | None = None
+    units: tuple[str, ...] | None = None
+    round_to: int | None = None
+    regularization: GrowingRegularization = field(default_factory=GrowingRegularization)
+    freeze_flow: bool = True
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f'pruning.method: {self.method!r} is not one of {", ".join(METHODS)}.')
+        check_ratio(self.ratio)
+        defaults = METHODS[self.method]
+        object.__setattr__(self, 'selection', self.selection or defaults['selection'])
+        object.__setattr__(self, 'units', tuple(self.units or defaults['units']))
+        if self.selection not in SELECTIONS:
+            raise ValueError(f'pruning.selection: {self.selection!r} is not one of {", ".join(SELECTIONS)}.')
+        for unit in self.units:
+            if unit not in UNITS:
+                raise ValueError(f'pruning.units: {unit!r} is not one of {", ".join(UNITS)}.')
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any] | None) -> 'PruningConfig':
+        options = dict(options or {})
+        _check_keys('pruning', options, [f.name for f in fields(cls)])
+        reg = options.pop('regularization', None) or {}
+        _check_keys('pruning.regularization', reg, [f.name for f in fields(GrowingRegularization)])
+        return cls(regularization=GrowingRegularization(**reg), **options)
+
+    @property
+    def regularize(self) -> bool:
+        return METHODS[self.method]['regularize']
+
+    @property
+    def prune_iter(self) -> int:
+        """The 1-based iteration at whose start the network is pruned."""
+        return (self.regularization.total_iters if self.regularize else 0) + 1
+
+    def phase(self, current_iter: int) -> str:
+        return 'regularize' if current_iter < self.prune_iter else 'finetune'
+
+
+class StructuredPruner:
+    """Select, regularise and prune a network that offers the SSL pruning interface (see ``SSLBasicVSR``)."""
+
+    def __init__(self, config: PruningConfig):
+        self.config = config
+        self._index_cache: dict[str, torch.Tensor] = {}
+
+    def groups(self, net) -> dict[str, int]:
+        """Sizes of the prunable groups this method works on."""
+        chosen = {}
+        for name, spec in net.prunable_groups().items():
+            unit = 'upsampler' if name in UPSAMPLER_GROUPS else name.rsplit('.', 1)[-1]
+            if unit in self.config.units:
+                chosen[name] = spec.size
+        return chosen
+
+    def select(self, net) -> PruningPlan:
+        """Plan from the current weights: importance of every unit, then the configured selection."""
+        scores = {name: net.unit_importance(name) for name in self.groups(net)}
+        kept = select_kept(scores, self.config.ratio, self.config.selection, self.config.round_to, self.config.seed)
+        sizes = self.groups(net)
+        kept = {name: idx for name, idx in kept.items() if len(idx) < sizes[name]}
+        return PruningPlan(arch=net.config, kept=kept, method=self.config.method, ratio=self.config.ratio,
+                           extra={'selection': self.config.selection, 'round_to': self.config.round_to,
+                                  'units': list(self.config.units)})
+
+    def _pruned_index(self, net, plan: PruningPlan, name: str) -> torch.Tensor:
+        if name not in self._index_cache:
+            size = net.prunable_groups()[name].size
+            self._index_cache[name] = torch.tensor(plan.pruned_indices(name, size), dtype=torch.long)
+        return self._index_cache[name].to(next(net.parameters()).device)
+
+    def selected_factors(self, net, plan: PruningPlan) -> list[torch.Tensor]:
+        """Factors of the units the plan prunes (the ones the regulariser drives to zero)."""
+        return [f for name in plan.kept for f in net.unit_factors(name, self._pruned_index(net, plan, name))]
+
+    def regularization_loss(self, net, plan: PruningPlan, current_iter: int) -> torch.Tensor:
+        alpha = self.config.regularization.alpha(current_iter - 1)
+        return sparsity_loss(self.selected_factors(net, plan), alpha)
+
+    @torch.no_grad()
+    def factor_means(self, net, plan: PruningPlan) -> dict[str, float]:
+        """Mean |γ| of the units to prune and of the units kept (the curves of the paper's Fig. 6)."""
+        pruned = torch.cat([f.abs().flatten() for f in self.selected_factors(net, plan)])
+        total, count = 0.0, 0
+        for name, size in self.groups(net).items():
+            kept = torch.tensor(plan.kept_indices(name, size), dtype=torch.long, device=pruned.device)
+            for factor in net.unit_factors(name, kept):
+                total += factor.abs().sum().item()
+                count += factor.numel()
+        return {'pruned': pruned.mean().item() if pruned.numel() else 0.0, 'kept': total / max(count, 1)}
+
+    def prune(self, net, plan: PruningPlan):
+        """The compact network for ``plan`` (weights folded); ``net`` is left unchanged."""
+        self._index_cache.clear()
+        return net.pruned(plan)
+
+
+def broadcast_plan(plan: PruningPlan) -> PruningPlan:
+    """Under torch.distributed, every rank takes rank 0's plan, so all ranks prune identically."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return plan
+    payload = [plan.to_dict() if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(payload, src=0)
+    return PruningPlan.from_dict(payload[0])

@@ -1,0 +1,90 @@
+"""Choose the units to prune from their importance scores (SSL Sec. 3.2 and the Table 3 ablation).
+
+Selections: ``min_global`` (SSL: the N·p lowest L1 scores over all groups), ``max_global``, ``min_local`` /
+``max_local`` (each group prunes its own share p) and ``random``. Every group keeps at least one unit. With
+``round_to`` the kept count of each group is rounded to a multiple (8 or 16 suit oneDNN / tensor cores),
+adding back or dropping units in score order.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import torch
+
+SELECTIONS = ('min_global', 'max_global', 'min_local', 'max_local', 'random')
+
+
+def check_ratio(ratio: float, option: str = 'pruning.ratio') -> float:
+    if not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
+        raise ValueError(f'{option} must be a number in [0, 1), got {ratio!r}.')
+    return float(ratio)
+
+
+def _priorities(scores: Mapping[str, torch.Tensor], selection: str, seed: int) -> dict[str, torch.Tensor]:
+    """Keep priority of every unit: units with the lowest priority are pruned first."""
+    if selection not in SELECTIONS:
+        raise ValueError(f'pruning.selection: {selection!r} is not one of {", ".join(SELECTIONS)}.')
+    if selection == 'random':
+        generator = torch.Generator().manual_seed(seed)
+        return {name: torch.rand(len(s), generator=generator, dtype=torch.float64) for name, s in scores.items()}
+    sign = 1.0 if selection.startswith('min') else -1.0
+    return {name: sign * s.detach().double().cpu() for name, s in scores.items()}
+
+
+def _ranked(priority: torch.Tensor) -> list[int]:
+    """Indices from highest to lowest priority; ties broken by index, for determinism."""
+    values = priority.tolist()
+    return sorted(range(len(values)), key=lambda i: (-values[i], i))
+
+
+def select_kept(scores: Mapping[str, torch.Tensor], ratio: float, selection: str = 'min_global',
+                round_to: int | None = None, seed: int = 0) -> dict[str, list[int]]:
+    """Kept unit indices per group.
+
+    Args:
+        scores: importance of every unit, per group (e.g. L1 norms).
+        ratio: fraction of units to prune, in [0, 1): of all units (global) or of each group (local).
+        selection: one of ``SELECTIONS``.
+        round_to: round each group's kept count to a multiple of this (at least one multiple, at most the group).
+        seed: seed of the ``random`` selection.
+
+    Returns:
+        Sorted kept indices for every group of ``scores``.
+    """
+    ratio = check_ratio(ratio)
+    if round_to is not None and (not isinstance(round_to, int) or round_to < 1):
+        raise ValueError(f'pruning.round_to must be a positive integer or null, got {round_to!r}.')
+    priorities = _priorities(scores, selection, seed)
+    ranked = {name: _ranked(p) for name, p in priorities.items()}
+    if selection.endswith('local'):
+        keep_counts = {name: len(r) - math.floor(len(r) * ratio) for name, r in ranked.items()}
+    else:
+        keep_counts = _global_keep_counts(priorities, ranked, ratio)
+    if round_to is not None:
+        keep_counts = {name: _round_count(k, len(ranked[name]), round_to) for name, k in keep_counts.items()}
+    return {name: sorted(ranked[name][:keep_counts[name]]) for name in ranked}
+
+
+def _global_keep_counts(priorities, ranked, ratio: float) -> dict[str, int]:
+    total = sum(len(r) for r in ranked.values())
+    num_prune = math.floor(total * ratio)
+    candidates = total - len(ranked)  # each group's top unit is protected
+    if num_prune > candidates:
+        raise ValueError(f'pruning.ratio {ratio} would empty a layer: with one unit kept in each of the '
+                         f'{len(ranked)} groups at most {candidates / total:.4f} of the {total} units can be pruned.')
+    pool = [(priorities[name][i].item(), group, rank) for group, (name, r) in enumerate(ranked.items())
+            for rank, i in enumerate(r) if rank > 0]
+    pool.sort()
+    names = list(ranked)
+    pruned_per_group = {name: 0 for name in ranked}
+    for _, group, _ in pool[:num_prune]:
+        pruned_per_group[names[group]] += 1
+    return {name: len(r) - pruned_per_group[name] for name, r in ranked.items()}
+
+
+def _round_count(count: int, size: int, multiple: int) -> int:
+    if size <= multiple:
+        return size
+    rounded = math.floor(count / multiple + 0.5) * multiple
+    return min(size, max(multiple, rounded))

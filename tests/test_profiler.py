@@ -1,0 +1,303 @@
+"""Tests of the NTIRE-style efficiency profiler (CPU, deterministic; timings are only checked to exist)."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from effsr_core import compat
+from effsr_core.archs.rfdn_arch import RFDN
+from effsr_core.profile import main, parse_model_spec
+from effsr_core.profiling import (PairedImageFolders, ProfileSettings, build_model_from_options, build_report,
+                                  count_ops, count_parameters, evaluate_quality, format_table, is_video_options,
+                                  load_checkpoint, measure_peak_memory, measure_runtime, profile_model, rank_models,
+                                  read_json, write_json)
+from effsr_core.profiling.counting import find_excluded_modules
+from effsr_core.profiling.ranking import competition_ranks
+
+compat.install()
+
+RFDN_YAML = 'model_type: SRModel\nscale: 4\nnetwork_g:\n  type: RFDN\n  num_feat: {num_feat}\n'
+
+
+def conv_macs(conv: nn.Conv2d, positions: int) -> int:
+    """Multiply-accumulates of a stride-1 'same' conv evaluated at ``positions`` output pixels."""
+    return conv.out_channels * conv.in_channels // conv.groups * conv.kernel_size[0] * conv.kernel_size[1] * positions
+
+
+def test_rfdn_reproduces_ntire_baseline_figures():
+    ops = count_ops(RFDN(), torch.rand(1, 3, 256, 256))
+    params = count_parameters(RFDN())
+    assert params.total == params.counted == 433_448
+    assert round(params.counted / 1e6, 3) == 0.433
+    assert round(ops.counted.activations / 1e6, 2) == 112.03
+    assert ops.counted.num_conv == 64
+    assert abs(ops.counted.ntire_flops - 27.10e9) / 27.10e9 < 0.01
+    assert ops.counted.ntire_flops == (ops.counted.conv_macs + ops.counted.conv_bias_elements
+                                       + ops.counted.activation_op_elements)
+    assert ops.counted.macs == ops.counted.conv_macs  # torch's counter only sees the convs in RFDN
+    assert ops.counted_on == 'meta' and ops.frames == 1
+
+
+def test_basicvsr_counts_per_frame_with_spynet_apart():
+    from basicsr.archs.basicvsr_arch import BasicVSR
+
+    model = BasicVSR(num_feat=64, num_block=30, spynet_path=None)
+    params = count_parameters(model, exclude=('spynet',))
+    assert params.counted == 4_851_011
+    assert params.excluded == {'spynet': 1_440_300}
+
+    height, width, frames = 180, 320, 10
+    ops = count_ops(model, torch.rand(1, frames, 3, height, width), exclude=('spynet',))
+    # Every conv outside SpyNet runs once per frame, at LR size except upconv2 (x2) and conv_hr / conv_last (x4).
+    output_scale = {'upconv2': 2, 'conv_hr': 4, 'conv_last': 4}
+    expected_macs = sum(conv_macs(conv, height * width * output_scale.get(name, 1) ** 2)
+                        for name, conv in model.named_modules()
+                        if isinstance(conv, nn.Conv2d) and not name.startswith('spynet.'))
+    assert ops.counted_on == 'meta' and ops.frames == frames
+    assert ops.counted.macs == expected_macs
+    assert abs(ops.counted.macs - 337.8e9) / 337.8e9 < 0.005
+    assert ops.counted.num_conv == 2 * (1 + 2 * 30) + 5
+    assert set(ops.excluded) == {'spynet'} and ops.excluded['spynet'].macs > 0
+
+
+def test_shapes_only_counts_equal_real_forward_counts():
+    from basicsr.archs.basicvsr_arch import BasicVSR
+
+    model = BasicVSR(num_feat=8, num_block=2)
+    inputs = torch.rand(1, 3, 3, 64, 64)
+    shapes_only = count_ops(model, inputs, exclude=('spynet',))
+    real = count_ops(model, inputs, exclude=('spynet',), use_meta=False)
+    assert (shapes_only.counted_on, real.counted_on) == ('meta', 'cpu')
+    assert shapes_only.counted == real.counted and shapes_only.excluded == real.excluded
+
+
+class FunctionalConv(nn.Module):
+    """Calls F.conv2d and F.leaky_relu directly: invisible to module-hook counters."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(6, 3, 3, 3))
+        self.bias = nn.Parameter(torch.zeros(6))
+
+    def forward(self, x):
+        return F.leaky_relu(F.conv2d(x, self.weight, self.bias, padding=1), 0.1)
+
+
+def test_functional_convs_are_counted():
+    ops = count_ops(FunctionalConv(), torch.rand(2, 3, 10, 12)).counted
+    positions = 2 * 10 * 12
+    assert ops.num_conv == 1
+    assert ops.conv_macs == ops.macs == 6 * 3 * 9 * positions
+    assert ops.activations == ops.conv_bias_elements == ops.activation_op_elements == 6 * positions
+    assert ops.ntire_flops == ops.conv_macs + 2 * 6 * positions
+
+
+def test_excluded_modules_match_qualified_or_last_name():
+    model = nn.Sequential()
+    model.add_module('flow', nn.Sequential(nn.Conv2d(3, 3, 1)))
+    model.add_module('body', nn.Sequential(nn.Conv2d(3, 4, 1)))
+    model.body.add_module('flow', nn.Conv2d(4, 4, 1))
+    assert list(find_excluded_modules(model, ('flow',))) == ['flow', 'body.flow']
+    assert list(find_excluded_modules(model, ('body',))) == ['body']  # nested matches are not counted twice
+    params = count_parameters(model, exclude=('flow',))
+    assert params.excluded == {'flow': 12, 'body.flow': 20} and params.counted == 16 and params.total == 48
+
+
+def test_cpu_peak_memory_of_a_conv_chain():
+    channels, size = 8, 16
+    model = nn.Sequential(nn.Conv2d(1, channels, 3, padding=1, bias=False),
+                          *(nn.Conv2d(channels, channels, 3, padding=1, bias=False) for _ in range(3)))
+    inputs = torch.rand(1, 1, size, size)
+    result = measure_peak_memory(model, inputs)
+    weight_bytes = sum(param.numel() for param in model.parameters()) * 4
+    activation_bytes = channels * size * size * 4
+    # The input stays alive (held by the caller); each conv runs while its input activation is still alive.
+    assert result.peak_bytes == weight_bytes + inputs.numel() * 4 + 2 * activation_bytes
+    assert result.device == 'cpu' and 'live tensor storages' in result.method
+
+
+def test_runtime_fields_exist_and_are_positive():
+    result = measure_runtime(nn.Conv2d(3, 3, 3), torch.rand(1, 3, 16, 16), trials=2, repeats=2, warmup=1)
+    assert result.best_ms > 0 and result.median_ms > 0
+    assert result.trials == 2 and result.repeats == 2 and result.frames == 1
+    assert result.threads == torch.get_num_threads() and result.device == 'cpu' and result.device_name
+
+
+def test_ranking_sums_ranks_and_ties_share_the_best_rank():
+    assert competition_ranks({'a': 1.0, 'b': 2.0, 'c': 2.0, 'd': 3.0}) == {'a': 1, 'b': 2, 'c': 2, 'd': 4}
+
+    def result(runtime, params, flops, activations, memory):
+        return {'runtime': {'best_ms': runtime}, 'params': {'counted': params},
+                'ops': {'counted': {'ntire_flops': flops, 'activations': activations}},
+                'memory': {'peak_bytes': memory}}
+
+    ranking = rank_models({'A': result(10, 5, 7, 1, 3), 'B': result(10, 4, 8, 2, 3), 'C': result(20, 6, 6, 3, 1)})
+    assert ranking.metrics == ['runtime', 'params', 'flops', 'activations', 'memory']
+    assert ranking.ranks['A'] == {'runtime': 1, 'params': 2, 'flops': 2, 'activations': 1, 'memory': 2}
+    assert ranking.ranks['B'] == {'runtime': 1, 'params': 1, 'flops': 3, 'activations': 2, 'memory': 2}
+    assert ranking.ranks['C'] == {'runtime': 3, 'params': 3, 'flops': 1, 'activations': 3, 'memory': 1}
+    assert ranking.scores == {'A': 8, 'B': 9, 'C': 11}
+    assert list(ranking.scores) == ['A', 'B', 'C']
+
+    without_runtime = rank_models({'A': {**result(1, 5, 7, 1, 3), 'runtime': None}, 'B': result(2, 4, 8, 2, 3)})
+    assert 'runtime' not in without_runtime.metrics
+
+
+def test_report_json_round_trips(tmp_path):
+    settings = ProfileSettings(trials=1, warmup=0)
+    results = {'tiny': profile_model(nn.Conv2d(3, 3, 3, padding=1), torch.rand(1, 3, 8, 8), settings)}
+    report = build_report(results, rank_models(results), argv=['profile', '-opt', 'x.yml'])
+    path = tmp_path / 'report.json'
+    write_json(report, path)
+    assert read_json(path) == report
+    assert report['machine']['torch'] == torch.__version__ and report['command'][1:] == ['-opt', 'x.yml']
+    table = format_table(results)
+    assert 'tiny' in table and 'NTIRE FLOPs [G]' in table and 'peak memory [MiB]' in table
+
+
+def write_rfdn_options(path, num_feat=50):
+    path.write_text(RFDN_YAML.format(num_feat=num_feat))
+    return path
+
+
+def test_cli_profiles_and_ranks_models(tmp_path, capsys):
+    rfdn = write_rfdn_options(tmp_path / 'rfdn.yml')
+    small = write_rfdn_options(tmp_path / 'small.yml', num_feat=16)
+    out = tmp_path / 'out' / 'profile.json'
+    status = main(['-opt', str(rfdn), '--name', 'RFDN', '--model', f'RFDN-16={small}', '--input-size', '3x32x32',
+                   '--device', 'cpu', '--runtime-trials', '1', '--warmup', '0', '--json', str(out)])
+    printed = capsys.readouterr().out
+    assert status == 0
+    assert 'RFDN' in printed and 'RFDN-16' in printed and 'NTIRE ranking' in printed
+    report = json.loads(out.read_text())
+    assert report['results']['RFDN']['params']['counted'] == 433_448
+    assert report['results']['RFDN']['ops']['counted']['num_conv'] == 64
+    assert report['results']['RFDN']['runtime']['best_ms'] > 0
+    assert report['ranking']['scores'] == {'RFDN-16': 5, 'RFDN': 10}
+
+
+@pytest.mark.parametrize('arguments, message', [
+    (['--input-size', '3x256'], 'argument --input-size: malformed size'),
+    (['--input-size', '256x256'], 'argument --input-size: malformed size'),
+    (['--lr-size', '180by320'], 'argument --lr-size: malformed size'),
+    (['--model', 'no-equals-sign'], 'argument --model: expected NAME=OPTIONS[:CKPT]'),
+    (['-opt', 'missing.yml'], 'argument -opt/--options: Options file not found'),
+    (['--ckpt', 'a.pth'], 'argument --ckpt: give it once after its -opt/--options'),
+])
+def test_cli_rejects_bad_arguments(arguments, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(arguments)
+    assert exit_info.value.code != 0
+    assert message in capsys.readouterr().err
+
+
+def test_cli_names_an_unknown_arch_and_a_missing_checkpoint(tmp_path, capsys):
+    unknown = tmp_path / 'unknown.yml'
+    unknown.write_text('network_g:\n  type: NoSuchArch\n')
+    with pytest.raises(SystemExit):
+        main(['-opt', str(unknown), '--device', 'cpu'])
+    assert "argument -opt/--options: Unknown BasicSR arch 'NoSuchArch'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(['-opt', str(write_rfdn_options(tmp_path / 'rfdn.yml')), '--ckpt', str(tmp_path / 'none.pth')])
+    assert 'argument --ckpt: Checkpoint not found' in capsys.readouterr().err
+
+
+def test_model_spec_parsing():
+    spec = parse_model_spec('fast=opts/a.yml:ckpt/a.pth')
+    assert (spec.name, spec.options, spec.checkpoint) == ('fast', 'opts/a.yml', 'ckpt/a.pth')
+    assert parse_model_spec('fast=opts/a.yml').checkpoint is None
+
+
+def test_video_detection_from_options(tmp_path):
+    video = tmp_path / 'video.yml'
+    video.write_text('model_type: VideoRecurrentModel\nnetwork_g:\n  type: BasicVSR\n  num_feat: 8\n  num_block: 1\n')
+    assert is_video_options(video)
+    assert not is_video_options(write_rfdn_options(tmp_path / 'rfdn.yml'))
+    mmagic_video = tmp_path / 'basicvsr.py'
+    mmagic_video.write_text("model = dict(type='BasicVSR', generator=dict(type='BasicVSRNet', mid_channels=8, "
+                            "num_blocks=1, spynet_pretrained=None))\n")
+    assert is_video_options(mmagic_video)
+
+
+def test_checkpoints_load_basicsr_mmengine_and_bare(tmp_path):
+    from mmengine.logging import HistoryBuffer
+
+    source, target = RFDN(num_feat=8, num_blocks=1), RFDN(num_feat=8, num_blocks=1)
+    ema = {key: value + 1 for key, value in source.state_dict().items()}
+    torch.save({'params': source.state_dict(), 'params_ema': ema}, tmp_path / 'basicsr.pth')
+    load_checkpoint(target, tmp_path / 'basicsr.pth')
+    assert torch.equal(target.fea_conv.bias, ema['fea_conv.bias'])
+    load_checkpoint(target, tmp_path / 'basicsr.pth', param_key='params')
+    assert torch.equal(target.fea_conv.bias, source.fea_conv.bias)
+
+    mmengine_state = {f'generator.module.{key}': value for key, value in ema.items()}
+    torch.save({'state_dict': {**mmengine_state, 'discriminator.weight': torch.zeros(1)},
+                'message_hub': HistoryBuffer()}, tmp_path / 'mmengine.pth')
+    load_checkpoint(target, tmp_path / 'mmengine.pth')
+    assert torch.equal(target.fea_conv.bias, ema['fea_conv.bias'])
+
+    torch.save(source.state_dict(), tmp_path / 'bare.pth')
+    load_checkpoint(target, tmp_path / 'bare.pth')
+    assert torch.equal(target.fea_conv.bias, source.fea_conv.bias)
+
+
+class PlanInStateDict(nn.Module):
+    """A 'pruned' network whose channel plan is extra state: loading rebuilds it, so count after loading."""
+
+    def __init__(self, channels: int = 8):
+        super().__init__()
+        self.conv = nn.Conv2d(3, channels, 3)
+
+    def get_extra_state(self):
+        return {'channels': self.conv.out_channels}
+
+    def set_extra_state(self, state):
+        self.conv = nn.Conv2d(3, state['channels'], 3)
+
+
+def test_parameters_are_counted_after_a_rebuilding_load(tmp_path):
+    torch.save({'params': PlanInStateDict(channels=4).state_dict()}, tmp_path / 'pruned.pth')
+    model = PlanInStateDict(channels=8)
+    load_checkpoint(model, tmp_path / 'pruned.pth')
+    assert count_parameters(model).total == 3 * 4 * 9 + 4
+
+
+def test_build_from_mmagic_config(tmp_path):
+    config = tmp_path / 'rfdn_mmagic.py'
+    config.write_text("model = dict(type='BaseEditModel', generator=dict(type='RFDN', num_feat=16, num_blocks=2))\n")
+    model = build_model_from_options(config)
+    assert isinstance(model, RFDN) and not model.training and len(model.block_names) == 2
+
+
+class Bicubic(nn.Module):
+    """x4 bicubic upsampling, a parameter-free 'model'."""
+
+    def forward(self, x):
+        return F.interpolate(x, scale_factor=4, mode='bicubic', align_corners=False)
+
+
+def test_psnr_ssim_match_basicsr_on_bicubic_upsampling(tmp_path):
+    from basicsr.metrics import calculate_psnr, calculate_ssim
+    from basicsr.utils import img2tensor, tensor2img
+
+    gt_dir, lq_dir = tmp_path / 'hr', tmp_path / 'lr'
+    gt_dir.mkdir()
+    lq_dir.mkdir()
+    rows, cols = np.mgrid[0:32, 0:40]
+    gt = np.stack([(rows * 7 + cols * 3) % 256, (rows * cols) % 256, (cols * 5) % 256], axis=-1).astype(np.uint8)
+    cv2.imwrite(str(gt_dir / '0001.png'), gt)
+    cv2.imwrite(str(lq_dir / '0001x4.png'), cv2.resize(gt, (10, 8), interpolation=cv2.INTER_AREA))
+
+    result = evaluate_quality(Bicubic(), PairedImageFolders(gt_dir, lq_dir, '{}x4'), crop_border=4)
+
+    lq = img2tensor(cv2.imread(str(lq_dir / '0001x4.png')).astype(np.float32) / 255.0, bgr2rgb=True, float32=True)
+    output = tensor2img(Bicubic()(lq.unsqueeze(0)))
+    assert result.items == 1
+    assert result.psnr == pytest.approx(calculate_psnr(output, gt, crop_border=4), abs=1e-9)
+    assert result.ssim == pytest.approx(calculate_ssim(output, gt, crop_border=4), abs=1e-9)

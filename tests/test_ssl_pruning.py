@@ -1,0 +1,212 @@
+"""Framework-free pruning logic: importance, selection (Table 3 variants), regularisation, config, TF loss."""
+import os
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from ssl_plugin.archs import SSLBasicVSR
+from ssl_plugin.losses import TemporalFinetuneLoss
+from ssl_plugin.pruning.curve import FactorCurve
+from ssl_plugin.pruning.plan import PruningPlan
+from ssl_plugin.pruning.pruner import PruningConfig, StructuredPruner, broadcast_plan
+from ssl_plugin.pruning.regularization import GrowingRegularization
+from ssl_plugin.pruning.selection import select_kept
+
+
+def _net(seed=0, **kwargs):
+    torch.manual_seed(seed)
+    return SSLBasicVSR(**{'num_feat': 8, 'num_block': 2, **kwargs})
+
+
+# ------------------------------------------------------------------------------------------- importance
+def test_importance_is_the_l1_norm_of_the_right_unit():
+    net = _net()
+    block = net.forward_trunk.blocks[1]
+    w1, w2 = block.conv1.weight, block.conv2.weight
+    assert torch.allclose(net.unit_importance('forward.1.mid'), w1.abs().sum(dim=(1, 2, 3)))
+    assert torch.allclose(net.unit_importance('forward.1.in'), w1.abs().sum(dim=(0, 2, 3)))
+    assert torch.allclose(net.unit_importance('forward.1.out'), w2.abs().sum(dim=(1, 2, 3)))
+    groups = net.upconv1.weight.abs().sum(dim=(1, 2, 3)).view(-1, 4).sum(dim=1)
+    assert torch.allclose(net.unit_importance('upconv1'), groups)
+    assert torch.allclose(net.unit_importance('conv_hr'), net.conv_hr.weight.abs().sum(dim=(1, 2, 3)))
+    with torch.no_grad():
+        block.mid_scale[2] = 0.0
+    assert net.unit_importance('forward.1.mid')[2] == 0  # importance is measured on the effective weights
+
+
+# ------------------------------------------------------------------------------------------- selection
+SCORES = {'a': torch.tensor([5.0, 1.0, 3.0, 0.5]), 'b': torch.tensor([0.1, 0.2, 9.0, 8.0])}
+
+
+def test_min_global_prunes_the_smallest_scores_of_all_groups():
+    assert select_kept(SCORES, 0.5, 'min_global') == {'a': [0, 2], 'b': [2, 3]}
+
+
+def test_max_global_and_local_variants():
+    assert select_kept(SCORES, 0.5, 'max_global') == {'a': [1, 3], 'b': [0, 1]}
+    assert select_kept(SCORES, 0.5, 'min_local') == {'a': [0, 2], 'b': [2, 3]}
+    assert select_kept(SCORES, 0.25, 'min_local') == {'a': [0, 1, 2], 'b': [1, 2, 3]}
+    assert select_kept(SCORES, 0.25, 'max_local') == {'a': [1, 2, 3], 'b': [0, 1, 3]}
+
+
+def test_global_selection_keeps_one_unit_per_group():
+    scores = {'tiny': torch.tensor([0.01, 0.02]), 'big': torch.arange(10.0) + 10}
+    kept = select_kept(scores, 0.75, 'min_global')
+    assert kept['tiny'] == [1] and len(kept['big']) == 2
+
+
+def test_random_selection_is_seeded():
+    a = select_kept(SCORES, 0.5, 'random', seed=3)
+    assert a == select_kept(SCORES, 0.5, 'random', seed=3)
+    assert sum(map(len, a.values())) == 4
+    assert any(select_kept(SCORES, 0.5, 'random', seed=s) != a for s in range(4, 10))
+
+
+def test_round_to_multiples():
+    scores = {'g': torch.arange(64.0)}
+    assert select_kept(scores, 0.42, 'min_local', round_to=16) == {'g': list(range(32, 64))}  # 38 kept -> 32
+    assert len(select_kept(scores, 0.30, 'min_local', round_to=16)['g']) == 48  # 45 -> 48, best units added back
+    assert len(select_kept(scores, 0.99, 'min_local', round_to=16)['g']) == 16  # at least one multiple
+    assert len(select_kept({'small': torch.arange(6.0)}, 0.5, 'min_local', round_to=8)['small']) == 6
+
+
+@pytest.mark.parametrize('ratio', [-0.1, 1.0, 1.5, 'half'])
+def test_bad_ratio_is_refused(ratio):
+    with pytest.raises(ValueError, match='pruning.ratio'):
+        select_kept(SCORES, ratio)
+
+
+def test_ratio_that_would_empty_a_layer_is_refused():
+    with pytest.raises(ValueError, match='empty a layer'):
+        select_kept({'a': torch.ones(2), 'b': torch.ones(2)}, 0.9, 'min_global')
+
+
+def test_unknown_selection_and_round_to_are_refused():
+    with pytest.raises(ValueError, match='min_global'):
+        select_kept(SCORES, 0.5, 'smallest')
+    with pytest.raises(ValueError, match='round_to'):
+        select_kept(SCORES, 0.5, round_to=0)
+
+
+@pytest.mark.parametrize('selection', ['min_global', 'max_global', 'min_local', 'max_local', 'random'])
+def test_table3_variants_on_the_network(selection):
+    net = _net()
+    pruner = StructuredPruner(PruningConfig(ratio=0.5, selection=selection))
+    plan = pruner.select(net)
+    sizes = pruner.groups(net)
+    assert abs(plan.kept_fraction(sizes) - 0.5) < 0.01
+    assert all(len(plan.kept_indices(name, size)) >= 1 for name, size in sizes.items())
+    assert not any(name.endswith('hidden') for name in plan.kept)  # SSL keeps the hidden state whole (RSC)
+
+
+def test_methods_choose_their_units():
+    net = _net()
+    assert all(n.split('.')[-1] in ('in', 'mid', 'out') or n in ('upconv1', 'upconv2', 'conv_hr')
+               for n in StructuredPruner(PruningConfig(method='ssl')).groups(net))
+    assert set(n.split('.')[-1] for n in StructuredPruner(PruningConfig(method='assl')).groups(net)) == \
+        {'hidden', 'mid', 'upconv1', 'upconv2', 'conv_hr'}
+    assert PruningConfig(method='l1_norm').selection == 'min_local'
+    assert PruningConfig(method='l1_norm').prune_iter == 1
+
+
+# ------------------------------------------------------------------------------------------- regularisation
+def test_alpha_grows_by_delta_every_t1_iterations_up_to_tau():
+    reg = GrowingRegularization(delta=0.01, tau=0.05, t1=3, t2=4)
+    alphas = [reg.alpha(step) for step in range(reg.total_iters)]
+    assert reg.total_iters == 5 * 3 + 4
+    assert alphas[:4] == pytest.approx([0.01, 0.01, 0.01, 0.02])
+    assert alphas[-5:] == pytest.approx([0.05] * 5)
+    assert max(alphas) == pytest.approx(0.05)
+    assert GrowingRegularization().total_iters == 5 * 1000 + 3375  # the paper's T1, T2, delta, tau
+
+
+def test_regularisation_acts_on_the_selected_factors_only():
+    net = _net()
+    pruner = StructuredPruner(PruningConfig(ratio=0.5, regularization=GrowingRegularization(t1=1, t2=0)))
+    plan = pruner.select(net)
+    pruner.regularization_loss(net, plan, current_iter=1).backward()
+    block = net.forward_trunk.blocks[0]
+    pruned = plan.pruned_indices('forward.0.mid', 8)
+    kept = plan.kept_indices('forward.0.mid', 8)
+    grad = block.mid_scale.grad
+    assert (grad[pruned] > 0).all() and (grad[kept] == 0).all()
+    assert net.forward_trunk.hidden_scale.grad is None or not net.forward_trunk.hidden_scale.grad.any()
+
+
+def test_factor_means_separate_pruned_and_kept():
+    net = _net()
+    pruner = StructuredPruner(PruningConfig(ratio=0.5))
+    plan = pruner.select(net)
+    with torch.no_grad():
+        for factor_name, size in net.factor_sizes().items():
+            net.get_parameter(factor_name).fill_(1.0)
+        net.zero_pruned_factors(plan)
+    means = pruner.factor_means(net, plan)
+    assert means == {'pruned': 0.0, 'kept': 1.0}
+
+
+# ------------------------------------------------------------------------------------------- config
+def test_config_from_options_names_unknown_keys():
+    config = PruningConfig.from_options({'ratio': 0.3, 'regularization': {'t1': 2, 't2': 10}})
+    assert config.regularization.total_iters == 1000 * 2 + 10 and config.prune_iter == 2011
+    assert config.phase(2010) == 'regularize' and config.phase(2011) == 'finetune'
+    with pytest.raises(ValueError, match='pruning: unknown key.*ratoi'):
+        PruningConfig.from_options({'ratoi': 0.3})
+    with pytest.raises(ValueError, match='pruning.regularization: unknown key.*T1'):
+        PruningConfig.from_options({'regularization': {'T1': 3}})
+    with pytest.raises(ValueError, match='pruning.method'):
+        PruningConfig.from_options({'method': 'magnitude'})
+    with pytest.raises(ValueError, match='pruning.units'):
+        PruningConfig.from_options({'units': ['filters']})
+
+
+# ------------------------------------------------------------------------------------------- TF loss
+def test_temporal_finetune_loss():
+    loss = TemporalFinetuneLoss()
+    h = {'forward': torch.ones(2, 4, 3, 3), 'backward': torch.zeros(2, 4, 3, 3)}
+    assert loss(h, h).item() == 0
+    student = {'forward': torch.ones(2, 4, 3, 3, requires_grad=True), 'backward': torch.zeros(2, 4, 3, 3)}
+    teacher = {'forward': torch.zeros(2, 4, 3, 3, requires_grad=True), 'backward': torch.zeros(2, 4, 3, 3)}
+    value = loss(student, teacher)
+    assert value.item() == pytest.approx(6.0)  # Frobenius norm of ones(4, 3, 3) per sample
+    value.backward()
+    assert student['forward'].grad is not None and teacher['forward'].grad is None  # the teacher is not trained
+    assert TemporalFinetuneLoss(norm='mse')(h, teacher).item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match='teacher'):
+        loss({'forward': torch.ones(1, 3, 2, 2)}, {'forward': torch.ones(1, 4, 2, 2)})
+    with pytest.raises(ValueError, match='norm'):
+        TemporalFinetuneLoss(norm='huber')
+
+
+def test_factor_curve_csv_and_png(tmp_path):
+    curve = FactorCurve(str(tmp_path / 'curve.csv'))
+    for it in (1, 10, 20):
+        curve.record(it, 0.01 * it, 1.0 / it, 1.0 + it / 100)
+    curve.record(20, 0.2, 0.04, 1.3)  # a resumed run rewrites iteration 20
+    assert [r['iter'] for r in curve.rows()] == [1, 10, 20] and curve.rows()[-1]['gamma_pruned'] == 0.04
+    png = curve.save_plot()
+    assert png and os.path.getsize(png) > 1000
+
+
+# ------------------------------------------------------------------------------------------- distributed
+def _rank_main(rank, world_size, port, results):
+    import torch.distributed as dist
+
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=world_size)
+    net = _net(seed=rank)  # deliberately different weights on each rank
+    plan = broadcast_plan(StructuredPruner(PruningConfig(ratio=0.5)).select(net))
+    results[rank] = plan.to_dict()
+    dist.destroy_process_group()
+
+
+def test_every_rank_prunes_identically():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    results = mp.Manager().dict()
+    mp.spawn(_rank_main, args=(2, port, results), nprocs=2, join=True)
+    assert results[0] == results[1]
+    assert PruningPlan.from_dict(results[0]) == StructuredPruner(PruningConfig(ratio=0.5)).select(_net(seed=0))
