@@ -134,9 +134,12 @@ class SSLPruningModel(VideoRecurrentModel):
 
     # ---------------------------------------------------------------------------------------- phases
     def update_learning_rate(self, current_iter, warmup_iter=-1):
-        """Constant LR while regularising; the configured schedule restarts with fine-tuning."""
-        if self.pruning.phase(current_iter) == 'finetune':
-            super().update_learning_rate(current_iter - self.pruning.prune_iter + 1, warmup_iter)
+        """Constant LR while regularising; the configured schedule restarts with fine-tuning (or runs from the
+        first iteration when a compact checkpoint is the starting point)."""
+        if self.pruning.phase(current_iter, self.get_bare_model(self.net_g)) == 'finetune':
+            prune_iter = self.pruning.prune_iter
+            super().update_learning_rate(current_iter - prune_iter + 1 if current_iter >= prune_iter else current_iter,
+                                         warmup_iter)
 
     def _prune(self) -> None:
         net = self.get_bare_model(self.net_g)
@@ -157,7 +160,7 @@ class SSLPruningModel(VideoRecurrentModel):
 
     def optimize_parameters(self, current_iter):
         net = self.get_bare_model(self.net_g)
-        phase = self.pruning.phase(current_iter)
+        phase = self.pruning.phase(current_iter, net)
         if phase == 'finetune' and net.plan is None:
             self._prune()
             net = self.get_bare_model(self.net_g)

@@ -34,6 +34,7 @@ from ssl_plugin.pruning.plan import PruningPlan, decode_state
 from ssl_plugin.pruning.pruner import PruningConfig, StructuredPruner, broadcast_plan
 
 TEACHER_FILE = 'pruning_start.pth'
+REGULARISATION_SCALARS = ('loss_sir', 'gamma_pruned', 'gamma_kept', 'alpha')
 
 
 class _Frozen:
@@ -70,7 +71,7 @@ class SSLPruningVSR(BasicVSR):
     def forward_train(self, inputs, data_samples=None, **kwargs):
         if self.current_iter is None:
             raise RuntimeError('SSLPruningVSR needs custom_hooks=[dict(type="SSLPruningHook")] in the config.')
-        phase = self.pruning.phase(self.current_iter)
+        phase = self.pruning.phase(self.current_iter, self.generator)
         use_tf = phase == 'finetune' and self.tf_loss is not None
         gt = data_samples.gt_img
         if use_tf:
@@ -129,7 +130,7 @@ class SSLPruningHook(Hook):
                                f'{generator.pending_plan.kept_fraction(model.pruner.groups(generator)):.3f}.')
         if model.tf_loss is not None and model.teacher is None:
             model.teacher = _Frozen(self._load_teacher(runner, generator))
-        if model.pruning.phase(runner.iter + 1) == 'regularize':
+        if model.pruning.phase(runner.iter + 1, generator) == 'regularize':
             if model.pruning.freeze_flow:
                 generator.spynet.requires_grad_(False)
             runner.param_schedulers = []  # constant LR while regularising
@@ -152,6 +153,8 @@ class SSLPruningHook(Hook):
             model.generator = model.pruner.prune(model.generator, plan)
             model.generator.spynet.requires_grad_(True)
             self._rebuild_training_objects(runner, schedulers=True)
+            for name in REGULARISATION_SCALARS:  # stop the logger from repeating their last values
+                runner.message_hub.log_scalars.pop(f'train/{name}', None)
             self.curve.save_plot()
             runner.logger.info(f'SSL {model.pruning.method}: pruned at iteration {model.current_iter}; generator '
                                f'has {sum(p.numel() for p in model.generator.parameters()):,} parameters.')
@@ -159,7 +162,7 @@ class SSLPruningHook(Hook):
     def after_train_iter(self, runner: Runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         model = self._model(runner)
         it = runner.iter + 1
-        if model.pruning.phase(it) == 'regularize' and (it % self.curve_interval == 0 or it == 1):
+        if model.pruning.phase(it, model.generator) == 'regularize' and (it % self.curve_interval == 0 or it == 1):
             means = model.pruner.factor_means(model.generator, model.generator.pending_plan)
             self.curve.record(it, model.pruning.regularization.alpha(it - 1), means['pruned'], means['kept'])
 
@@ -175,7 +178,7 @@ class SSLPruningHook(Hook):
         if plan != model.generator.plan:
             model.generator.load_state_dict(  # the generator rebuilds itself for the incoming plan
                 {k[len('generator.'):]: v for k, v in checkpoint['state_dict'].items() if k.startswith('generator.')})
-            self._rebuild_training_objects(runner, schedulers=model.pruning.phase(runner.iter + 1) == 'finetune')
+            self._rebuild_training_objects(runner, schedulers=plan is not None)
 
     def _rebuild_training_objects(self, runner: Runner, schedulers: bool) -> None:
         model = self._model(runner)

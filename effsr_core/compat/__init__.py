@@ -137,22 +137,19 @@ class _SubstituteLoader(importlib.abc.Loader):
 class _FixFinder(importlib.abc.MetaPathFinder):
     """Meta-path finder that routes the target modules of ``FIXES`` through the fixing loaders."""
 
-    def __init__(self):
-        self._by_target: dict[str, list[Fix]] = {}
-        for fix in FIXES:
-            self._by_target.setdefault(fix.target, []).append(fix)
+    def __init__(self, fixes: tuple[Fix, ...] = FIXES):
+        self._by_target = {fix.target: fix for fix in fixes}  # one fix per module
         self._resolving: set[str] = set()
 
     def find_spec(self, fullname, path=None, target=None):
-        fixes_for_target = self._by_target.get(fullname)
-        if not fixes_for_target or fullname in self._resolving:
+        fix = self._by_target.get(fullname)
+        if fix is None or fullname in self._resolving:
             return None
         self._resolving.add(fullname)
         try:
             spec = self._real_spec(fullname, path, target)
         finally:
             self._resolving.discard(fullname)
-        fix = fixes_for_target[0]
         if fix.when == 'substitute':
             if spec is not None:  # the real module exists: nothing to fix
                 return None
@@ -161,7 +158,6 @@ class _FixFinder(importlib.abc.MetaPathFinder):
             return None
         spec.loader = _FixingLoader(spec.loader, fix)
         return spec
-
 
     def _real_spec(self, fullname, path, target):
         for finder in sys.meta_path:

@@ -8,19 +8,18 @@ network whose channel plan is stored as extra state): count them only after load
 """
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 from torch import nn
+
+from effsr_core.checkpoints import CheckpointError, read_generator_state
 
 PYTHON_CONFIG_SUFFIX = '.py'
 YAML_SUFFIXES = ('.yml', '.yaml')
 #: MMagic model types (besides those containing 'VSR') whose generator takes (b, t, c, h, w) input.
 MMAGIC_VIDEO_MODEL_TYPES = ('EDVR', 'TDAN')
-CHECKPOINT_PREFIXES = ('generator.', 'module.')
 
 
 class ModelBuildError(ValueError):
@@ -55,8 +54,9 @@ def _read_options(path: str | Path) -> tuple[str, Any]:
 def is_video_options(path: str | Path) -> bool:
     """Whether the options describe a video model taking (b, t, c, h, w) input.
 
-    Rule: BasicSR ``model_type`` containing 'Video' (VideoBaseModel, VideoRecurrentModel, ...); MMagic
-    ``model.type`` containing 'VSR' (BasicVSR, RealBasicVSR, ...) or listed in ``MMAGIC_VIDEO_MODEL_TYPES``.
+    Rule: a BasicSR ``model_type`` whose class derives from BasicSR's ``VideoBaseModel`` (VideoRecurrentModel,
+    the SSL pruning model, ...); an MMagic ``model.type`` containing 'VSR' (BasicVSR, SSLPruningVSR, ...) or listed
+    in ``MMAGIC_VIDEO_MODEL_TYPES``.
 
     Args:
         path: BasicSR options YAML or MMagic python config.
@@ -66,7 +66,14 @@ def is_video_options(path: str | Path) -> bool:
     """
     framework, options = _read_options(path)
     if framework == 'basicsr':
-        return 'Video' in str(options.get('model_type', ''))
+        from effsr_core.frameworks.basicsr_plugins import register_all
+
+        register_all()
+        from basicsr.models.video_base_model import VideoBaseModel
+        from basicsr.utils.registry import MODEL_REGISTRY
+
+        model_type = options.get('model_type', 'SRModel')
+        return model_type in MODEL_REGISTRY and issubclass(MODEL_REGISTRY.get(model_type), VideoBaseModel)
     model_type = str(options.model.get('type', ''))
     return 'VSR' in model_type or model_type in MMAGIC_VIDEO_MODEL_TYPES
 
@@ -100,37 +107,6 @@ def _build_mmagic(generator_config: dict[str, Any]) -> nn.Module:
     return MODELS.build(generator_config)
 
 
-def _state_dict_from_checkpoint(checkpoint: Any, param_key: str | None) -> dict[str, torch.Tensor]:
-    """Pick the generator weights of a BasicSR, mmengine or bare checkpoint and strip wrapper prefixes."""
-    if not isinstance(checkpoint, dict):
-        raise ModelBuildError(f'A checkpoint must hold a dict, got {type(checkpoint).__name__}.')
-    if param_key is not None:
-        if param_key not in checkpoint:
-            raise ModelBuildError(f'Checkpoint has no {param_key!r}; keys: {", ".join(map(str, checkpoint))}.')
-        state = checkpoint[param_key]
-    elif 'state_dict' in checkpoint:  # mmengine / MMagic
-        state = checkpoint['state_dict']
-    elif 'params_ema' in checkpoint or 'params' in checkpoint:  # BasicSR: prefer the EMA weights
-        state = checkpoint.get('params_ema', checkpoint.get('params'))
-    else:
-        state = checkpoint
-    if any(key.startswith('generator.') for key in state):  # an MMagic editor: keep only its generator
-        state = {key: value for key, value in state.items() if key.startswith('generator.')}
-    for prefix in CHECKPOINT_PREFIXES:
-        state = {key.removeprefix(prefix): value for key, value in state.items()}
-    return state
-
-
-def _load_checkpoint_file(path: Path) -> Any:
-    """``torch.load`` with ``weights_only=True``, except for mmengine checkpoints (see below)."""
-    # Only zip checkpoints (torch >= 1.6) can be inspected; legacy ones go straight to the weights-only loader.
-    unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path)) if zipfile.is_zipfile(path) else []
-    # mmengine checkpoints pickle training state (message hub, HistoryBuffer, ...) beside the weights, which the
-    # weights-only unpickler refuses; they are trusted here only because they come from mmengine.
-    trusted_mmengine = any(name.startswith('mmengine.') for name in unsafe)
-    return torch.load(path, map_location='cpu', weights_only=not trusted_mmengine)
-
-
 def load_checkpoint(model: nn.Module, path: str | Path, param_key: str | None = None) -> None:
     """Load generator weights into ``model`` with ``load_state_dict(strict=True)``.
 
@@ -140,10 +116,10 @@ def load_checkpoint(model: nn.Module, path: str | Path, param_key: str | None = 
             (``state_dict`` with ``generator.`` keys) or a bare state dict; ``module.`` prefixes are stripped.
         param_key: Entry to read (default: ``params_ema`` when present, else ``params``, or ``state_dict``).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'Checkpoint not found: {path}')
-    state = _state_dict_from_checkpoint(_load_checkpoint_file(path), param_key)
+    try:
+        state = read_generator_state(path, param_key)
+    except CheckpointError as error:
+        raise ModelBuildError(str(error)) from error
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:

@@ -56,7 +56,7 @@ def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == 'cuda' else cpu_model_name()
 
 
-def _time_forward_ms(model: nn.Module, inputs: torch.Tensor) -> float:
+def time_forward_ms(model: nn.Module, inputs: torch.Tensor) -> float:
     """Wall time of one forward in milliseconds (waits for the GPU to finish)."""
     if inputs.device.type == 'cuda':
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -90,8 +90,8 @@ def measure_runtime(model: nn.Module, inputs: torch.Tensor, trials: int = 3, rep
     model.eval()
     with torch.no_grad():
         for _ in range(warmup):
-            _time_forward_ms(model, inputs)
-        trial_times = [[_time_forward_ms(model, inputs) / frames for _ in range(repeats)] for _ in range(trials)]
+            time_forward_ms(model, inputs)
+        trial_times = [[time_forward_ms(model, inputs) / frames for _ in range(repeats)] for _ in range(trials)]
     return RuntimeResult(best_ms=min(statistics.fmean(times) for times in trial_times),
                          median_ms=statistics.median(time_ms for times in trial_times for time_ms in times),
                          trials=trials, repeats=repeats, warmup=warmup, frames=frames,

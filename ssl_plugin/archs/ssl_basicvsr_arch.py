@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from effsr_core.checkpoints import read_generator_state
 from effsr_core.registry import register
 from ssl_plugin.archs import checkpoint_mapping
 from ssl_plugin.archs.spynet import SpyNet, flow_warp
@@ -121,10 +122,13 @@ class SSLBasicVSR(nn.Module):
         spynet_path: optional pretrained SpyNet weights (BasicSR format).
         plan: ``None`` for the dense network with scaling factors, else a pruning plan (``PruningPlan`` or its
             dict) describing the compact network.
+        pretrained: optional checkpoint of the whole network: BasicSR ``BasicVSR`` / MMagic ``BasicVSRNet`` (or
+            BasicVSR model) / this class, dense or compact (the plan is read from it). Handy in MMagic configs,
+            whose ``load_from`` only reads MMagic checkpoints.
     """
 
     def __init__(self, num_feat: int = 64, num_block: int = 30, bidirectional: bool = True, upsample_feat: int = 64,
-                 spynet_path: str | None = None, plan: PruningPlan | dict | None = None):
+                 spynet_path: str | None = None, plan: PruningPlan | dict | None = None, pretrained: str | None = None):
         super().__init__()
         self.config = dict(num_feat=num_feat, num_block=num_block, bidirectional=bidirectional,
                            upsample_feat=upsample_feat)
@@ -133,6 +137,8 @@ class SSLBasicVSR(nn.Module):
         self._register_load_state_dict_pre_hook(self._before_load_state_dict)
         self.pending_plan: PruningPlan | None = None  # units being regularised towards zero (dense network only)
         self._build(None if plan is None else PruningPlan.coerce(plan))
+        if pretrained:
+            self.load_state_dict(read_generator_state(pretrained), strict=True)
 
     # ------------------------------------------------------------------------------------------ structure
     @property

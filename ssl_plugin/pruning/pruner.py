@@ -79,7 +79,10 @@ class PruningConfig:
         """The 1-based iteration at whose start the network is pruned."""
         return (self.regularization.total_iters if self.regularize else 0) + 1
 
-    def phase(self, current_iter: int) -> str:
+    def phase(self, current_iter: int, net=None) -> str:
+        """'regularize' or 'finetune' at ``current_iter``; a network already compact is always fine-tuning."""
+        if net is not None and net.plan is not None:
+            return 'finetune'
         return 'regularize' if current_iter < self.prune_iter else 'finetune'
 
 

@@ -1,0 +1,133 @@
+"""Plugin registration in both toolboxes, every registered arch, and the BasicSR / MMagic entry points."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from effsr_core import registry
+from effsr_core.frameworks import basicsr_plugins
+
+# small constructor arguments for every registered architecture, and the input it takes
+ARCH_CASES = {
+    'RFDN': (dict(num_feat=8, num_blocks=2), (1, 3, 16, 16)),
+    'SSLBasicVSR': (dict(num_feat=4, num_block=1, upsample_feat=4), (1, 2, 3, 16, 16)),
+}
+
+
+@pytest.fixture(scope='module')
+def registered():
+    basicsr_plugins.register_all()
+    import effsr_core.frameworks.mmagic_plugins  # noqa: F401
+    return {kind: registry.components(kind) for kind in registry.KINDS}
+
+
+def test_components_are_visible_in_both_toolboxes(registered):
+    from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
+    from mmagic.registry import HOOKS, MODELS
+
+    assert set(ARCH_CASES) <= set(registered['arch']) and 'TemporalFinetuneLoss' in registered['loss']
+    for name, cls in registered['arch'].items():
+        assert ARCH_REGISTRY.get(name) is cls and MODELS.get(name) is cls
+    for name, cls in registered['loss'].items():
+        assert LOSS_REGISTRY.get(name) is cls and MODELS.get(name) is cls
+    assert MODEL_REGISTRY.get('SSLPruningModel') and MODELS.get('SSLPruningVSR') and HOOKS.get('SSLPruningHook')
+
+
+def test_registration_is_idempotent_and_refuses_name_clashes(registered):
+    basicsr_plugins.register_all()
+    import effsr_core.frameworks.mmagic_plugins as mmagic_plugins
+
+    mmagic_plugins.register_all()
+    with pytest.raises(KeyError, match='registered twice'):
+        registry.register('arch', name='RFDN')(type('OtherRFDN', (torch.nn.Module,), {}))
+    from mmagic.registry import MODELS
+
+    clash = type('BasicVSRNet', (torch.nn.Module,), {})
+    registry._components['arch']['BasicVSRNet'] = clash
+    try:
+        with pytest.raises(KeyError, match='MMagic already has a model named'):
+            mmagic_plugins.register_all()
+    finally:
+        del registry._components['arch']['BasicVSRNet']
+    assert MODELS.get('BasicVSRNet') is not clash
+
+
+@pytest.mark.parametrize('name', sorted(ARCH_CASES))
+def test_every_registered_arch_builds_runs_and_trains(registered, name):
+    kwargs, shape = ARCH_CASES[name]
+    torch.manual_seed(0)
+    net = registered['arch'][name](**kwargs)
+    output = net(torch.rand(shape))
+    assert output.shape[-2:] == (shape[-2] * 4, shape[-1] * 4)
+    output.mean().backward()
+    assert not [n for n, p in net.named_parameters() if p.grad is None]
+
+
+def test_every_registered_arch_has_a_case(registered):
+    assert set(registered['arch']) == set(ARCH_CASES)
+
+
+def _run(args, cwd, timeout=900):
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def test_entry_point_reports_bad_options_in_one_line(tmp_path, repo_root):
+    with open(repo_root / 'options/basicsr/demo/train_BasicVSR_tiny_offline.yml') as f:
+        opt = yaml.safe_load(f)
+    opt['network_g']['type'] = 'BasicVSRR'
+    bad = tmp_path / 'bad.yml'
+    bad.write_text(yaml.safe_dump(opt))
+    result = _run(['-m', 'effsr_core.train', '-opt', str(bad)], tmp_path)
+    assert result.returncode != 0 and 'Traceback' not in result.stderr
+    assert "network_g.type: 'BasicVSRR' is not one of the allowed values" in result.stderr
+    assert "Did you mean 'BasicVSR'" in result.stderr
+    result = _run(['-m', 'effsr_core.train', '-opt', str(tmp_path / 'missing.yml')], tmp_path)
+    assert result.returncode != 0 and 'does not exist' in result.stderr
+
+
+@pytest.mark.slow
+def test_main_job_options_train_validate_checkpoint_and_resume(tmp_path, repo_root, offline_data, tiny_video_val):
+    """The main job's first step (BasicSR's own BasicVSR + VideoRecurrentModel) for a few iterations on CPU."""
+    with open(repo_root / 'options/basicsr/demo/train_BasicVSR_tiny_offline.yml') as f:
+        opt = yaml.safe_load(f)
+    for key in ('dataroot_gt', 'dataroot_lq', 'meta_info_file'):
+        opt['datasets']['train'][key] = str(repo_root / opt['datasets']['train'][key])
+    opt['datasets']['val'].update(tiny_video_val)
+    opt['datasets']['train'].update(num_frame=2, num_worker_per_gpu=0, batch_size_per_gpu=1)
+    opt['train']['total_iter'] = 2
+    opt['logger'].update(print_freq=1, save_checkpoint_freq=1)
+    opt['val']['val_freq'] = 1
+    options = tmp_path / 'demo.yml'
+    options.write_text(yaml.safe_dump(opt))
+    result = _run(['-m', 'effsr_core.train', '-opt', str(options)], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    assert log.count('Validation REDS4') >= 2 and '# psnr:' in log
+    opt['train']['total_iter'] = 3
+    options.write_text(yaml.safe_dump(opt))
+    result = _run(['-m', 'effsr_core.train', '-opt', str(options), '--auto_resume'], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'Resuming training from epoch: 0, iter: 2' in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_mim_train_mmagic_with_custom_imports(tmp_path, repo_root, offline_data):
+    """`mim train mmagic <config>`: MMagic imports itself before custom_imports load the plugins."""
+    mim = os.path.join(os.path.dirname(sys.executable), 'mim')
+    config = repo_root / 'options/mmagic/demo/basicvsr_tiny_offline.py'
+    data_root = offline_data / 'video_sr'
+    result = subprocess.run(
+        [mim, 'train', 'mmagic', str(config), '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+         'train_cfg.max_iters=3', 'train_cfg.val_interval=1000', 'default_hooks.logger.interval=1',
+         'default_hooks.checkpoint.interval=3', f'train_dataloader.dataset.data_root={data_root}',
+         'train_dataloader.num_workers=0', 'train_dataloader.dataset.num_input_frames=2',
+         'val_dataloader=None', 'val_cfg=None', 'val_evaluator=None'],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    assert 'Iter(train) [3/3]' in log and (tmp_path / 'work' / 'iter_3.pth').is_file()
+    state = torch.load(tmp_path / 'work' / 'iter_3.pth', map_location='cpu', weights_only=False)['state_dict']
+    assert 'generator.forward_trunk.conv_in.weight' in state  # the plugin's SSLBasicVSR was built

@@ -1,0 +1,99 @@
+"""SSL through MMagic's runner (model SSLPruningVSR + SSLPruningHook), with resume in both phases."""
+import pytest
+import torch
+
+pytestmark = pytest.mark.slow
+
+CONFIG = 'options/mmagic/ssl/ssl_basicvsr_tiny_offline.py'
+NUM_FEAT, NUM_BLOCK = 8, 1
+
+
+@pytest.fixture(scope='module')
+def mmagic_checkpoint(tmp_path_factory):
+    """An MMagic BasicVSR (BasicVSRNet generator) checkpoint, as `mim train` writes it."""
+    import effsr_core.frameworks.mmagic_plugins  # noqa: F401
+    from mmagic.models.editors.basicvsr.basicvsr_net import BasicVSRNet
+
+    torch.manual_seed(0)
+    net = BasicVSRNet(mid_channels=NUM_FEAT, num_blocks=NUM_BLOCK)
+    path = tmp_path_factory.mktemp('pretrained') / 'basicvsr_mmagic.pth'
+    torch.save({'meta': {}, 'state_dict': {f'generator.{k}': v for k, v in net.state_dict().items()}}, path)
+    return path
+
+
+def _config(workdir, repo_root, offline_data, pretrained, max_iters, resume=False):
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(str(repo_root / CONFIG))
+    cfg.work_dir = str(workdir)
+    cfg.model.generator.update(num_feat=NUM_FEAT, num_block=NUM_BLOCK, pretrained=str(pretrained))
+    cfg.model.pruning.regularization = dict(delta=0.05, tau=0.1, t1=1, t2=2)  # prune at iteration 5
+    cfg.train_dataloader.dataset.data_root = str(offline_data / 'video_sr')
+    cfg.train_dataloader.dataset.num_input_frames = 3
+    cfg.train_dataloader.num_workers = 0
+    cfg.train_dataloader.batch_size = 1
+    cfg.train_pipeline[4].gt_patch_size = 64
+    cfg.train_dataloader.dataset.pipeline = cfg.train_pipeline
+    cfg.train_cfg.max_iters = max_iters
+    cfg.train_cfg.val_interval = 1000
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
+    cfg.param_scheduler.periods = [8]
+    cfg.default_hooks.checkpoint.update(interval=2, max_keep_ckpts=10)
+    cfg.default_hooks.logger.interval = 1
+    cfg.resume = resume
+    return cfg
+
+
+def _train(cfg):
+    from mmengine.runner import Runner
+
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+def _plan(path):
+    from ssl_plugin.pruning.plan import decode_state
+
+    state = torch.load(path, map_location='cpu', weights_only=False)['state_dict']
+    return decode_state(state['generator._extra_state'])
+
+
+def test_pipeline_and_resume_in_both_phases(tmp_path, repo_root, offline_data, mmagic_checkpoint):
+    runner = _train(_config(tmp_path, repo_root, offline_data, mmagic_checkpoint, max_iters=4))
+    assert runner.model.generator.plan is None and runner.model.generator.pending_plan is not None
+    dense_params = sum(p.numel() for p in runner.model.generator.parameters())
+    assert _plan(tmp_path / 'iter_4.pth')['plan'] is None
+
+    runner = _train(_config(tmp_path, repo_root, offline_data, mmagic_checkpoint, max_iters=6, resume=True))
+    generator = runner.model.generator
+    assert runner.iter == 6 and generator.plan is not None
+    assert sum(p.numel() for p in generator.parameters()) < dense_params
+    optimised = {id(p) for group in runner.optim_wrapper.optimizer.param_groups for p in group['params']}
+    assert optimised == {id(p) for p in runner.model.parameters()}  # the optimizer follows the compact network
+    assert runner.param_schedulers and 'train/loss_tf' in runner.message_hub.log_scalars
+    assert 'train/loss_sir' not in runner.message_hub.log_scalars
+    plan = _plan(tmp_path / 'iter_6.pth')['plan']
+    assert plan is not None and plan['method'] == 'ssl'
+    for name in ('pruning_start.pth', 'pruning_factors.csv', 'pruning_factors.png'):
+        assert (tmp_path / name).is_file()
+
+    runner = _train(_config(tmp_path, repo_root, offline_data, mmagic_checkpoint, max_iters=8, resume=True))
+    assert runner.iter == 8 and runner.model.generator.plan.to_dict() == plan
+    assert runner.param_schedulers
+
+
+def test_model_without_hook_or_with_fix_iter_is_refused(tmp_path, repo_root, offline_data, mmagic_checkpoint):
+    cfg = _config(tmp_path, repo_root, offline_data, mmagic_checkpoint, max_iters=1)
+    cfg.custom_hooks = []
+    with pytest.raises(RuntimeError, match='SSLPruningHook'):
+        _train(cfg)
+    cfg = _config(tmp_path / 'b', repo_root, offline_data, mmagic_checkpoint, max_iters=1)
+    cfg.model.train_cfg = dict(fix_iter=10)
+    with pytest.raises(ValueError, match='fix_iter'):
+        _train(cfg)
+    cfg = _config(tmp_path / 'c', repo_root, offline_data, mmagic_checkpoint, max_iters=1)
+    cfg.model.pruning.ratoi = 0.3
+    with pytest.raises(ValueError, match='ratoi'):
+        _train(cfg)
