@@ -1,15 +1,19 @@
-"""SSL efficiency on CPU: full-size BasicVSR (64 feat, 30 blocks) vs SSL-pruned at several ratios, at LR 180x320.
+"""SSL efficiency on CPU: full-size BasicVSR (64 feat, 30 blocks) vs SSL-pruned networks, at LR 180x320.
 
-For each network: parameters and MACs per frame (SpyNet apart, as the paper reports), and runtime per frame, both
-of the whole network and of the propagation + upsampling part alone (flows precomputed, so the unpruned SpyNet does
-not dilute the comparison). All networks are timed in the same process, in interleaved rounds (round r times every
-network once), and the median over rounds is reported. Two ways to price RSC's gather / scatter:
-  * the share of ``index_select`` / ``index_add`` in the compact network's CPU time (torch.profiler);
-  * runtime per GMAC of the compact network vs a uniformly narrower dense BasicVSR (BasicVSR-lite) of about the
-    same MACs.
+Networks: the dense BasicVSR (factor-free, as BasicSR ships it), SSL plans at ratios 0.3 / 0.5 / 0.7 with kept
+counts unrounded or rounded to multiples of 8 / 16 (``min_global``, the paper's criterion), a ``min_local`` plan at 0.5
+(every group, pixel-shuffle groups included, pruned by half; Table 3's Min+Local), and BasicVSR-lite networks.
+For each: parameters and MACs per frame with SpyNet apart (as the paper reports), and the runtime per frame of the
+propagation + upsampling part (flows precomputed: SpyNet is identical in every network and timed once, apart), in
+two memory formats: contiguous NCHW (what BasicSR / MMagic run) and channels-last (``model.to(memory_format=
+torch.channels_last)``, faster on oneDNN CPUs). All configurations are timed in the same process in interleaved
+rounds (round r times each once) and the median over rounds is reported. Speed-ups are given per format and
+best-vs-best (each network in its faster format). RSC's gather / scatter is priced as its share of CPU time
+(torch.profiler) in each format.
 
-No pretrained BasicVSR can be downloaded here, so importance comes from randomly initialised weights (seeded):
-the plans have the paper's structure and ratios, not the per-layer distribution a trained network would give.
+No pretrained BasicVSR can be downloaded here, so importance comes from seeded random weights: the plans have the
+paper's structure and ratios, not the per-layer distribution of a trained network (with random weights the L1
+score of a 4-filter pixel-shuffle group is ~4x a filter's, so ``min_global`` leaves the upsampler almost unpruned).
 
     python benchmarks/ssl_efficiency.py [--quick]     # writes benchmarks/results/ssl_efficiency_cpu.{json,md}
 """
@@ -29,13 +33,16 @@ from effsr_core.profiling.counting import count_ops, count_parameters
 from effsr_core.profiling.report import machine_info
 from effsr_core.profiling.timing import time_forward_ms
 from ssl_plugin.archs import SSLBasicVSR
+from ssl_plugin.pruning.plan import PruningPlan
 from ssl_plugin.pruning.pruner import PruningConfig, StructuredPruner
 
 RESULTS = Path(__file__).parent / 'results'
+FORMATS = {'nchw': torch.contiguous_format, 'channels_last': torch.channels_last}
+DENSE = 'BasicVSR (dense)'
 
 
 class WithFlows(nn.Module):
-    """Times the network without SpyNet: the flows are computed once, outside the timed call."""
+    """The network without SpyNet: flows computed once, outside the timed call."""
 
     def __init__(self, net: SSLBasicVSR, flows):
         super().__init__()
@@ -56,48 +63,50 @@ class FlowsOnly(nn.Module):
 
 def build_networks(args) -> dict[str, SSLBasicVSR]:
     torch.manual_seed(args.seed)
-    dense = SSLBasicVSR(num_feat=64, num_block=30).eval()
-    networks = {'BasicVSR (dense)': dense}
+    trained_form = SSLBasicVSR(num_feat=64, num_block=30).eval()  # with scaling factors, as training holds it
+    networks = {DENSE: trained_form.pruned(PruningPlan(arch=trained_form.config, kept={})).eval()}
     for ratio in args.ratios:
         for round_to in args.round_to:
-            config = PruningConfig(ratio=ratio, round_to=round_to)
-            plan = StructuredPruner(config).select(dense)
-            name = f'SSL {ratio}' + (f' round{round_to}' if round_to else '')
-            networks[name] = dense.pruned(plan).eval()
+            plan = StructuredPruner(PruningConfig(ratio=ratio, round_to=round_to)).select(trained_form)
+            networks[f'SSL {ratio}' + (f' round{round_to}' if round_to else '')] = trained_form.pruned(plan).eval()
+    for round_to in args.round_to:
+        plan = StructuredPruner(PruningConfig(ratio=0.5, selection='min_local', round_to=round_to)).select(trained_form)
+        networks['SSL 0.5 min_local' + (f' round{round_to}' if round_to else '')] = trained_form.pruned(plan).eval()
     for num_feat in args.lite_feat:
         torch.manual_seed(args.seed)
-        networks[f'BasicVSR-lite {num_feat}'] = SSLBasicVSR(num_feat=num_feat, num_block=30,
-                                                            upsample_feat=num_feat).eval()
+        lite = SSLBasicVSR(num_feat=num_feat, num_block=30, upsample_feat=num_feat)
+        networks[f'BasicVSR-lite {num_feat}'] = lite.pruned(PruningPlan(arch=lite.config, kept={})).eval()
     return networks
 
 
-def interleaved_runtimes(callables: dict[str, nn.Module], lqs: torch.Tensor, rounds: int, frames: int):
-    times = {name: [] for name in callables}
+def interleaved_runtimes(modules: dict, lqs: torch.Tensor, rounds: int, frames: int) -> dict:
+    times = {key: [] for key in modules}
     with torch.no_grad():
-        for module in callables.values():  # warm-up
+        for module in modules.values():  # warm-up (allocator, oneDNN primitive caches)
             module(lqs)
         for _ in range(rounds):
-            for name, module in callables.items():
-                times[name].append(time_forward_ms(module, lqs) / frames)
-    return {name: {'median_ms': statistics.median(t), 'best_ms': min(t), 'runs_ms': t} for name, t in times.items()}
+            for key, module in modules.items():
+                times[key].append(time_forward_ms(module, lqs) / frames)
+    return {key: {'median_ms': statistics.median(t), 'best_ms': min(t), 'runs_ms': t} for key, t in times.items()}
 
 
-def rsc_share(net: SSLBasicVSR, lqs: torch.Tensor, flows) -> float:
-    """Fraction of CPU time spent in RSC's gather (index_select) and scatter (index_add) ops."""
+def rsc_share(module: nn.Module, lqs: torch.Tensor) -> float:
+    """Fraction of CPU time in RSC's gather (index_select) and scatter (index_add) ops."""
     from torch.profiler import ProfilerActivity, profile
 
     with torch.no_grad(), profile(activities=[ProfilerActivity.CPU]) as prof:
-        net(lqs, flows=flows)
+        module(lqs)
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
-    rsc = sum(e.self_cpu_time_total for e in events if e.key in ('aten::index_select', 'aten::index_add'))
+    rsc = sum(e.self_cpu_time_total for e in events
+              if e.key in ('aten::index_select', 'aten::index_add', 'aten::index_add_'))
     return rsc / total
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--lr-size', default='180x320')
-    parser.add_argument('--frames', type=int, default=3)
+    parser.add_argument('--frames', type=int, default=2)
     parser.add_argument('--ratios', type=float, nargs='+', default=[0.3, 0.5, 0.7])
     parser.add_argument('--round-to', type=lambda v: None if v == 'none' else int(v), nargs='+',
                         default=[None, 8, 16])
@@ -109,45 +118,46 @@ def main(argv=None) -> None:
     parser.add_argument('--out', default=str(RESULTS / 'ssl_efficiency_cpu'))
     args = parser.parse_args(argv)
     if args.quick:
-        args.lr_size, args.frames, args.rounds, args.ratios, args.round_to = '32x48', 2, 2, [0.5], [None, 16]
+        args.lr_size, args.rounds, args.ratios, args.round_to, args.lite_feat = '32x48', 2, [0.5], [None, 16], [32]
     if args.threads:
         torch.set_num_threads(args.threads)
     h, w = (int(v) for v in args.lr_size.split('x'))
     lqs = torch.rand(1, args.frames, 3, h, w, generator=torch.Generator().manual_seed(args.seed))
     started = time.time()
     networks = build_networks(args)
-    dense = networks['BasicVSR (dense)']
     with torch.no_grad():
-        flows = dense.compute_flows(lqs)  # every network shares SpyNet, so the flows are the same
+        flows = networks[DENSE].compute_flows(lqs)  # every network shares SpyNet, so the flows are the same
     rows = {}
     for name, net in networks.items():
         ops = count_ops(net, lqs, exclude=('spynet',))
-        params = count_parameters(net, exclude=('spynet',))
-        factors = sum(net.factor_sizes().values()) if net.plan is None else 0  # training-time only, not BasicVSR's
-        rows[name] = {'params': params.counted - factors, 'spynet_params': params.excluded.get('spynet', 0),
-                      'macs_per_frame': ops.counted.macs,
-                      'spynet_macs_per_frame': ops.excluded['spynet'].macs if 'spynet' in ops.excluded else 0.0,
-                      'plan_kept_fraction': None}
-        if net.plan is not None:
-            groups = StructuredPruner(PruningConfig()).groups(dense)
-            rows[name]['plan_kept_fraction'] = net.plan.kept_fraction(groups)
-            rows[name]['rsc_time_share'] = rsc_share(net, lqs, flows)
-        print(f'[{time.time() - started:.0f}s] counted {name}: {ops.counted.macs / 1e9:.1f} GMAC/frame', flush=True)
-    whole = interleaved_runtimes(networks, lqs, args.rounds, args.frames)
-    print(f'[{time.time() - started:.0f}s] timed whole networks', flush=True)
-    propagation = interleaved_runtimes({n: WithFlows(net, flows) for n, net in networks.items()}, lqs, args.rounds,
-                                       args.frames)
-    spynet = interleaved_runtimes({'SpyNet': FlowsOnly(dense)}, lqs, args.rounds, args.frames)['SpyNet']
-    print(f'[{time.time() - started:.0f}s] timed propagation + upsampling', flush=True)
-    base = rows['BasicVSR (dense)']
+        rows[name] = {'params': count_parameters(net, exclude=('spynet',)).counted,
+                      'macs_per_frame': ops.counted.macs, 'spynet_macs_per_frame': ops.excluded['spynet'].macs,
+                      'plan_kept_fraction': (net.plan.kept_fraction(StructuredPruner(PruningConfig()).groups(
+                          networks[DENSE])) if net.plan.kept else None)}
+    print(f'[{time.time() - started:.0f}s] counted {len(rows)} networks', flush=True)
+    modules = {}
+    for fmt, memory_format in FORMATS.items():
+        for name, net in networks.items():
+            twin = SSLBasicVSR(**net.config, plan=net.plan).eval()
+            twin.load_state_dict(net.state_dict())
+            modules[(name, fmt)] = WithFlows(twin.to(memory_format=memory_format), flows)
+        modules[('SpyNet', fmt)] = FlowsOnly(SSLBasicVSR(num_feat=4, num_block=1).eval().to(
+            memory_format=memory_format))
+    times = interleaved_runtimes(modules, lqs, args.rounds, args.frames)
+    print(f'[{time.time() - started:.0f}s] timed {len(modules)} configurations', flush=True)
+    spynet = {fmt: times[('SpyNet', fmt)] for fmt in FORMATS}
     for name, row in rows.items():
-        row['runtime_whole'] = whole[name]
-        row['runtime_without_spynet'] = propagation[name]
-        row['mac_reduction'] = base['macs_per_frame'] / row['macs_per_frame']
-        row['speedup_whole'] = whole['BasicVSR (dense)']['median_ms'] / whole[name]['median_ms']
-        row['speedup_without_spynet'] = (propagation['BasicVSR (dense)']['median_ms']
-                                         / propagation[name]['median_ms'])
-        row['ms_per_gmac_without_spynet'] = propagation[name]['median_ms'] / (row['macs_per_frame'] / 1e9)
+        row['runtime_without_spynet'] = {fmt: times[(name, fmt)] for fmt in FORMATS}
+        row['best_format'] = min(FORMATS, key=lambda fmt: times[(name, fmt)]['median_ms'])
+        row['mac_reduction'] = rows[DENSE]['macs_per_frame'] / row['macs_per_frame']
+        row['speedup'] = {fmt: times[(DENSE, fmt)]['median_ms'] / times[(name, fmt)]['median_ms'] for fmt in FORMATS}
+        best = lambda n: min(times[(n, fmt)]['median_ms'] for fmt in FORMATS)  # noqa: E731
+        row['speedup']['best_vs_best'] = best(DENSE) / best(name)
+        spynet_best = min(s['median_ms'] for s in spynet.values())
+        row['speedup']['best_vs_best_with_spynet'] = (best(DENSE) + spynet_best) / (best(name) + spynet_best)
+        row['ms_per_gmac'] = {fmt: times[(name, fmt)]['median_ms'] / (row['macs_per_frame'] / 1e9) for fmt in FORMATS}
+        if networks[name].plan.kept:
+            row['rsc_time_share'] = {fmt: rsc_share(modules[(name, fmt)], lqs) for fmt in FORMATS}
     report = {'machine': machine_info(), 'command': [sys.executable, *sys.argv], 'lr_size': [h, w],
               'frames': args.frames, 'rounds': args.rounds, 'seed': args.seed, 'spynet_runtime': spynet,
               'wall_seconds': time.time() - started, 'networks': rows}
@@ -160,21 +170,27 @@ def main(argv=None) -> None:
 
 def markdown(report: dict) -> str:
     m = report['machine']
+    spynet = report['spynet_runtime']
     lines = [f'# SSL efficiency, CPU ({m["cpu"]}, {m["threads"]} threads, torch {m["torch"]})', '',
              f'Command: `{" ".join(report["command"])}`  ',
              f'LR {report["lr_size"][0]}x{report["lr_size"][1]}, {report["frames"]} frames per forward, per-frame '
-             f'figures; runtimes are medians of {report["rounds"]} interleaved rounds. SpyNet (unpruned, shared): '
-             f'{report["spynet_runtime"]["median_ms"]:.0f} ms/frame. Importance from seeded random weights.', '',
-             '| network | params (M, w/o SpyNet) | GMACs/frame | MAC reduction | ms/frame whole | speed-up whole '
-             '| ms/frame w/o SpyNet | speed-up w/o SpyNet | speed-up / MAC reduction | ms per GMAC | RSC time share |',
+             f'figures, median of {report["rounds"]} interleaved rounds. Runtimes exclude SpyNet (flows precomputed; '
+             f'identical in every network: {spynet["nchw"]["median_ms"]:.0f} ms/frame NCHW, '
+             f'{spynet["channels_last"]["median_ms"]:.0f} channels-last). Plans from seeded random weights. '
+             'Ratio = speed-up / MAC reduction.', '',
+             '| network | params M (w/o SpyNet) | GMACs/frame | MAC red. | ms NCHW | ms ch-last | speed-up NCHW (ratio) '
+             '| speed-up ch-last (ratio) | best vs best (ratio) | same incl. SpyNet | RSC share NCHW / ch-last |',
              '|---|---|---|---|---|---|---|---|---|---|---|']
     for name, r in report['networks'].items():
-        share = f'{100 * r["rsc_time_share"]:.1f}%' if 'rsc_time_share' in r else '-'
-        lines.append(f'| {name} | {r["params"] / 1e6:.3f} | {r["macs_per_frame"] / 1e9:.1f} | {r["mac_reduction"]:.2f}x '
-                     f'| {r["runtime_whole"]["median_ms"]:.0f} | {r["speedup_whole"]:.2f}x '
-                     f'| {r["runtime_without_spynet"]["median_ms"]:.0f} | {r["speedup_without_spynet"]:.2f}x '
-                     f'| {r["speedup_without_spynet"] / r["mac_reduction"]:.2f} '
-                     f'| {r["ms_per_gmac_without_spynet"]:.2f} | {share} |')
+        rt, sp, red = r['runtime_without_spynet'], r['speedup'], r['mac_reduction']
+        share = r.get('rsc_time_share')
+        share_text = f'{100 * share["nchw"]:.1f}% / {100 * share["channels_last"]:.1f}%' if share else '-'
+        lines.append(
+            f'| {name} | {r["params"] / 1e6:.3f} | {r["macs_per_frame"] / 1e9:.1f} | {red:.2f}x '
+            f'| {rt["nchw"]["median_ms"]:.0f} | {rt["channels_last"]["median_ms"]:.0f} '
+            f'| {sp["nchw"]:.2f}x ({sp["nchw"] / red:.2f}) | {sp["channels_last"]:.2f}x ({sp["channels_last"] / red:.2f}) '
+            f'| {sp["best_vs_best"]:.2f}x ({sp["best_vs_best"] / red:.2f}) | {sp["best_vs_best_with_spynet"]:.2f}x '
+            f'| {share_text} |')
     return '\n'.join(lines) + '\n'
 
 

@@ -29,8 +29,11 @@ def check_keys(option: str, given: Mapping[str, Any], allowed: Iterable[str]) ->
             raise unknown_choice(f'{option}.{key}', key, allowed)
 
 
-def check_basicsr_options(opt: dict, is_train: bool = True) -> None:
-    """Check names against BasicSR's registries, dataset paths, patch size vs scale and plugin sections."""
+def check_basicsr_options(opt: dict, is_train: bool = True, check_paths: bool = True) -> None:
+    """Check names against BasicSR's registries, dataset paths, patch size vs scale and plugin sections.
+
+    ``check_paths=False`` skips the existence of dataset and checkpoint paths (to check shipped configs).
+    """
     from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 
     model_type = opt.get('model_type', 'SRModel')
@@ -42,9 +45,9 @@ def check_basicsr_options(opt: dict, is_train: bool = True) -> None:
             if arch not in ARCH_REGISTRY._obj_map:
                 raise unknown_choice(f'{key}.type', arch, ARCH_REGISTRY._obj_map)
     for phase, dataset in (opt.get('datasets') or {}).items():
-        _check_dataset(f'datasets.{phase}', dataset, opt.get('scale'), DATASET_REGISTRY._obj_map)
+        _check_dataset(f'datasets.{phase}', dataset, opt.get('scale'), DATASET_REGISTRY._obj_map, check_paths)
     for key, value in (opt.get('path') or {}).items():
-        if key.startswith('pretrain_network_') and value and not osp.isfile(osp.expanduser(value)):
+        if check_paths and key.startswith('pretrain_network_') and value and not osp.isfile(osp.expanduser(value)):
             raise OptionError(f'path.{key}: file {value!r} does not exist.')
     if is_train:
         train = opt.get('train') or {}
@@ -62,11 +65,12 @@ def check_basicsr_options(opt: dict, is_train: bool = True) -> None:
         model_cls.check_options(opt)
 
 
-def _check_dataset(name: str, dataset: Mapping[str, Any], scale: int | None, registered: Iterable[str]) -> None:
+def _check_dataset(name: str, dataset: Mapping[str, Any], scale: int | None, registered: Iterable[str],
+                   check_paths: bool) -> None:
     if dataset.get('type') not in registered:
         raise unknown_choice(f'{name}.type', dataset.get('type'), registered)
     for key, value in dataset.items():
-        if (key.startswith('dataroot_') or key == 'meta_info_file') and value is not None:
+        if check_paths and (key.startswith('dataroot_') or key == 'meta_info_file') and value is not None:
             if not osp.exists(osp.expanduser(value)):
                 raise OptionError(f'{name}.{key}: path {value!r} does not exist (for the bundled offline data run '
                                   f'`python -m effsr_core.data.make_offline_data` first).')

@@ -8,7 +8,8 @@ Usage::
         [--skip memory runtime] [--dataset-gt DIR --dataset-lq DIR [--dataset-template {}x4]
         [--dataset-clips 000 011]] [--crop-border 4] [--test-y-channel] [--json out.json]
 
-Video models (BasicSR ``model_type`` with 'Video', MMagic ``model.type`` with 'VSR', or ``--video``) get a
+Video models (a BasicSR ``model_type`` deriving from VideoBaseModel, an MMagic ``model.type`` with 'VSR', or
+``--video``) get a
 (1, frames, c, h, w) input and report per-frame numbers with the sub-modules named ``spynet`` counted apart.
 """
 from __future__ import annotations

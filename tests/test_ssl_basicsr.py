@@ -141,3 +141,25 @@ def test_bad_options_fail_early_naming_the_option(tmp_path, repo_root, tiny_vide
                 target[key] = value
     with pytest.raises(OptionError, match=message):
         check_basicsr_options(opt)
+
+
+def test_distributed_ranks_prune_identically(tmp_path, repo_root, tiny_video_val, basicsr_checkpoint):
+    """Two CPU processes through BasicSR's own launcher (torchrun, --launcher pytorch, gloo)."""
+    import os
+    import socket
+
+    options, opt = _options(tmp_path, repo_root, tiny_video_val, basicsr_checkpoint, total_iter=6,
+                            selection='random', seed=3)
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    torchrun = os.path.join(os.path.dirname(sys.executable), 'torchrun')
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    result = subprocess.run([torchrun, '--nproc_per_node=2', f'--master_port={port}', '-m', 'effsr_core.train',
+                             '-opt', str(options), '--launcher', 'pytorch'], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=900, env=env)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    assert 'pruned: keep' in log and 'Validation REDS4' in log
+    plan, _ = _plan_of(tmp_path / 'experiments' / opt['name'] / 'models/net_g_latest.pth')
+    assert plan is not None and plan.extra['selection'] == 'random'

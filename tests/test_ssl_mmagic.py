@@ -84,6 +84,26 @@ def test_pipeline_and_resume_in_both_phases(tmp_path, repo_root, offline_data, m
     assert runner.param_schedulers
 
 
+def test_mmagic_test_loop_from_the_final_checkpoint_alone(tmp_path, repo_root, offline_data, mmagic_checkpoint,
+                                                         tiny_video_val):
+    """MMagic's own BasicVSR model and test loop, a dense generator config, and a pruned checkpoint."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    _train(_config(tmp_path, repo_root, offline_data, mmagic_checkpoint, max_iters=6))
+    cfg = Config.fromfile(str(repo_root / 'options/mmagic/demo/basicvsr_tiny_offline.py'))
+    cfg.work_dir = str(tmp_path / 'test')
+    cfg.model.generator.update(num_feat=NUM_FEAT, num_block=NUM_BLOCK)
+    cfg.load_from = str(tmp_path / 'iter_6.pth')
+    root = tiny_video_val['dataroot_gt'].rsplit('/', 1)[0]
+    cfg.test_dataloader.dataset.update(data_root=root, data_prefix=dict(img='lq', gt='gt'), ann_file='meta_info.txt',
+                                       num_input_frames=8, fixed_seq_len=8)
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    assert runner.model.generator.plan is not None  # rebuilt from the checkpoint's plan
+    assert metrics['PSNR'] > 15 and 0 < metrics['SSIM'] <= 1
+
+
 def test_model_without_hook_or_with_fix_iter_is_refused(tmp_path, repo_root, offline_data, mmagic_checkpoint):
     cfg = _config(tmp_path, repo_root, offline_data, mmagic_checkpoint, max_iters=1)
     cfg.custom_hooks = []

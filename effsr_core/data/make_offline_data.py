@@ -38,6 +38,7 @@ from basicsr.data.data_util import duf_downsample  # noqa: E402
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs  # noqa: E402
 from basicsr.utils.matlab_functions import imresize  # noqa: E402
 
+from effsr_core.data.meta_info import meta_line  # noqa: E402
 from effsr_core.data.synthetic_video import (place_path_in_photo, render_clip, resize_short_side,  # noqa: E402
                                              sample_camera_path)
 
@@ -283,9 +284,9 @@ def _write_video_meta_info(layout: OfflineLayout, clips: list[str], sizes: Offli
     """Write the three REDS meta_info files (all clips, REDS4 clips, training clips)."""
     subsets = {'all': sorted(clips), 'REDS4': [clip for clip in clips if clip in VAL_CLIPS],
                'train': [clip for clip in clips if clip not in VAL_CLIPS]}
-    shape = f'({sizes.clip_size},{sizes.clip_size},3)'
+    shape = (sizes.clip_size, sizes.clip_size, 3)
     for subset, subset_clips in subsets.items():
-        layout.video_meta_info(subset).write_text(''.join(f'{clip} {sizes.clip_frames} {shape}\n'
+        layout.video_meta_info(subset).write_text(''.join(meta_line(clip, sizes.clip_frames, shape)
                                                           for clip in subset_clips))
 
 

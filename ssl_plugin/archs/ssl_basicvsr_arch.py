@@ -46,8 +46,54 @@ def _index_buffer(module: nn.Module, name: str, indices: list[int] | None, full:
     module.register_buffer(name, value, persistent=False)
 
 
+def _channel_rows(index: torch.Tensor, batch: int, channels: int) -> torch.Tensor:
+    """Rows of a contiguous (b, c, h, w) tensor viewed as (b*c, h*w) that hold channels ``index`` of every sample."""
+    if batch == 1:
+        return index
+    return (index + channels * torch.arange(batch, device=index.device).view(-1, 1)).flatten()
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def gather_channels(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``x[:, index]`` as whole-plane row copies (NCHW) or per-pixel gathers (channels-last): both ~10x faster on
+    CPU than ``index_select(1, ...)``, which walks the 4-D tensor element by element."""
+    b, c, h, w = x.shape
+    k = index.numel()
+    if x.is_contiguous():
+        return x.reshape(b * c, h * w).index_select(0, _channel_rows(index, b, c)).view(b, k, h, w)
+    if _is_channels_last(x):
+        return x.permute(0, 2, 3, 1).reshape(-1, c).index_select(1, index).view(b, h, w, k).permute(0, 3, 1, 2)
+    return x.index_select(1, index)
+
+
+def add_to_channels(x: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``x`` with ``values`` added to channels ``index`` (RSC Eq. 4).
+
+    Out of place while autograd records (training stays correct); in place on ``x`` under ``torch.no_grad``
+    (inference), which saves a full copy of the hidden state per residual block.
+    """
+    b, c, h, w = x.shape
+    inplace = not torch.is_grad_enabled()
+    if x.is_contiguous() and values.is_contiguous():
+        flat, dim, rows, source = x.view(b * c, h * w), 0, _channel_rows(index, b, c), values.reshape(-1, h * w)
+        unflatten = lambda y: y.view(b, c, h, w)  # noqa: E731
+    elif _is_channels_last(x) and _is_channels_last(values):
+        flat, dim, rows = x.permute(0, 2, 3, 1).view(-1, c), 1, index
+        source = values.permute(0, 2, 3, 1).reshape(-1, index.numel())
+        unflatten = lambda y: y.view(b, h, w, c).permute(0, 3, 1, 2)  # noqa: E731
+    else:
+        return x.index_add_(1, index, values) if inplace else x.index_add(1, index, values)
+    return unflatten(flat.index_add_(dim, rows, source) if inplace else flat.index_add(dim, rows, source))
+
+
 class ResidualBlock(nn.Module):
     """conv3x3 → ReLU → conv3x3 + identity (BasicSR's ResidualBlockNoBN), dense with factors or compact (RSC).
+
+    The compact form adds its output to its input tensor in place when no gradient is recorded (inference): the
+    trunk never reads a block's input again.
 
     Args:
         channels: width of the hidden state the block reads and writes.
@@ -71,9 +117,11 @@ class ResidualBlock(nn.Module):
         if self.dense:
             h = self.relu(self.conv1(x * _channel_view(self.in_scale)) * _channel_view(self.mid_scale))
             return x + self.conv2(h) * _channel_view(self.out_scale)
-        h = x if self.in_index is None else x.index_select(1, self.in_index)
+        h = x if self.in_index is None else gather_channels(x, self.in_index)
         h = self.conv2(self.relu(self.conv1(h)))
-        return x + h if self.out_index is None else x.index_add(1, self.out_index, h)
+        if self.out_index is not None:
+            return add_to_channels(x, self.out_index, h)
+        return x + h if torch.is_grad_enabled() else x.add_(h)
 
 
 class Trunk(nn.Module):

@@ -1,0 +1,65 @@
+"""Write BasicSR meta_info files for the real datasets from the user's own copy (PyPI's BasicSR ships none).
+
+    python -m effsr_core.data.meta_info folders datasets/REDS/train_sharp datasets/REDS/meta_info_REDS_GT.txt
+    python -m effsr_core.data.meta_info folders datasets/REDS/train_sharp datasets/REDS/meta_info_REDS4_test_GT.txt \
+        --clips 000 011 015 020
+    python -m effsr_core.data.meta_info vimeo datasets/vimeo90k/sep_trainlist.txt \
+        datasets/vimeo90k/meta_info_Vimeo90K_train_GT.txt
+
+Lines are ``<clip> <frames> (h,w,c)`` (REDS, Vid4, UDM10 folders) or ``<seq> 7 (256,448,3)`` (Vimeo-90K lists).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Iterable, Sequence
+
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp')
+VIMEO_SEPTUPLET = (7, (256, 448, 3))
+
+
+def meta_line(name: str, frames: int, shape: Sequence[int]) -> str:
+    """One meta_info line: ``<name> <frames> (h,w,c)``."""
+    return f'{name} {frames} ({",".join(str(size) for size in shape)})\n'
+
+
+def folder_lines(gt_root: str | Path, clips: Iterable[str] | None = None) -> list[str]:
+    """One line per clip folder of ``gt_root`` (all of them, or ``clips``), reading the first frame's shape."""
+    import cv2
+
+    root = Path(gt_root)
+    names = sorted(p.name for p in root.iterdir() if p.is_dir()) if clips is None else list(clips)
+    lines = []
+    for name in names:
+        frames = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not frames:
+            raise FileNotFoundError(f'{root / name}: no frames ({", ".join(IMAGE_SUFFIXES)}).')
+        image = cv2.imread(str(frames[0]), cv2.IMREAD_UNCHANGED)
+        lines.append(meta_line(name, len(frames), image.shape if image.ndim == 3 else (*image.shape, 1)))
+    return lines
+
+
+def vimeo_lines(list_file: str | Path) -> list[str]:
+    """Lines for Vimeo-90K septuplets listed in its ``sep_trainlist.txt`` / ``sep_testlist.txt``."""
+    frames, shape = VIMEO_SEPTUPLET
+    return [meta_line(seq, frames, shape) for seq in Path(list_file).read_text().split()]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest='kind', required=True)
+    folders = sub.add_parser('folders', help='one line per clip folder (REDS, Vid4, UDM10...)')
+    folders.add_argument('gt_root')
+    folders.add_argument('output')
+    folders.add_argument('--clips', nargs='+', help='only these clips (e.g. REDS4: 000 011 015 020)')
+    vimeo = sub.add_parser('vimeo', help='from a Vimeo-90K sep_trainlist.txt / sep_testlist.txt')
+    vimeo.add_argument('list_file')
+    vimeo.add_argument('output')
+    args = parser.parse_args(argv)
+    lines = folder_lines(args.gt_root, args.clips) if args.kind == 'folders' else vimeo_lines(args.list_file)
+    Path(args.output).write_text(''.join(lines))
+    print(f'wrote {len(lines)} lines to {args.output}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,49 @@
+"""Every shipped config: up to date with its generator, valid for its toolbox, and its model builds."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BASICSR_OPTIONS = sorted((REPO_ROOT / 'options/basicsr').rglob('*.yml'))
+MMAGIC_CONFIGS = sorted(p for p in (REPO_ROOT / 'options/mmagic').rglob('*.py') if '_base_' not in p.parts)
+
+
+def test_generated_configs_are_up_to_date():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location('make_ssl_options', REPO_ROOT / 'scripts/make_ssl_options.py')
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    stale = [str(path.relative_to(REPO_ROOT)) for path, text in generator.render_all().items()
+             if not path.is_file() or path.read_text() != text]
+    assert not stale, f'run scripts/make_ssl_options.py: {stale[:5]}'
+
+
+@pytest.mark.parametrize('path', BASICSR_OPTIONS, ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_basicsr_options_are_valid(path):
+    from effsr_core.frameworks.basicsr_plugins import register_all
+    from effsr_core.options_check import check_basicsr_options
+
+    register_all()
+    opt = yaml.safe_load(path.read_text())
+    check_basicsr_options(opt, is_train='test' not in path.name, check_paths=False)
+
+
+@pytest.mark.parametrize('path', MMAGIC_CONFIGS, ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_mmagic_configs_load_and_build(path):
+    import effsr_core.frameworks.mmagic_plugins  # noqa: F401
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmagic.registry import MODELS
+
+    cfg = Config.fromfile(str(path))
+    assert cfg.custom_imports['imports'] == ['effsr_core.frameworks.mmagic_plugins']
+    init_default_scope('mmagic')
+    model_cfg = cfg.model
+    model_cfg.generator.pop('pretrained', None)  # a user's checkpoint
+    model_cfg.generator['spynet_path'] = None
+    model = MODELS.build(model_cfg)
+    assert type(model.generator).__name__ == 'SSLBasicVSR'
+    if model_cfg.type == 'SSLPruningVSR':
+        assert any(hook['type'] == 'SSLPruningHook' for hook in cfg.custom_hooks)
