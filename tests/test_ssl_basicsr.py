@@ -73,7 +73,13 @@ def test_whole_pipeline_resume_and_test_from_the_final_checkpoint(tmp_path, repo
     assert 'Validation REDS4' in log
     for name in ('pruning_factors.csv', 'pruning_factors.png', 'models/pruning_start.pth', 'models/net_g_latest.pth'):
         assert (root / name).is_file(), name
-    assert list((tmp_path / 'tb_logger' / opt['name']).glob('events.out.tfevents.*'))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / 'tb_logger' / opt['name']))
+    events.Reload()
+    curves = {tag: [e.value for e in events.Scalars(tag)] for tag in ('gamma_pruned', 'gamma_kept')}
+    assert len(curves['gamma_pruned']) == 4  # one point per regularisation iteration (print_freq 1)
+    assert curves['gamma_pruned'][-1] < curves['gamma_pruned'][0] and curves['gamma_kept'][-1] > 0.9
     # regularisation (iterations 1-4) leaves a dense network carrying the selection; pruning happens at iteration 5
     plan_2, pending_2 = _plan_of(root / 'models/net_g_2.pth')
     plan_6, pending_6 = _plan_of(root / 'models/net_g_6.pth')

@@ -78,6 +78,9 @@ def test_pipeline_and_resume_in_both_phases(tmp_path, repo_root, offline_data, m
     assert plan is not None and plan['method'] == 'ssl'
     for name in ('pruning_start.pth', 'pruning_factors.csv', 'pruning_factors.png'):
         assert (tmp_path / name).is_file()
+    logged = ''.join(p.read_text() for p in tmp_path.glob('*/vis_data/scalars.json'))
+    assert '"gamma_pruned"' in logged and '"loss_sir"' in logged and '"loss_tf"' in logged
+    assert list(tmp_path.glob('*/vis_data/events.out.tfevents.*'))  # TensorBoard
 
     runner = _train(_config(tmp_path, repo_root, offline_data, mmagic_checkpoint, max_iters=8, resume=True))
     assert runner.iter == 8 and runner.model.generator.plan.to_dict() == plan

@@ -35,3 +35,6 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=60, by_epoch=False, max_keep_ckpts=3, save_best=None,
                     out_dir=None))
 find_unused_parameters = True  # SpyNet is frozen while regularising
+# the mean scaling factors of pruned / kept units (gamma_pruned, gamma_kept) go to TensorBoard too
+vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
+visualizer = dict(vis_backends=vis_backends)
