@@ -28,10 +28,10 @@ def _randomise(module, seed=0, std=0.05):
 def _random_plan(net, seed=0, units=('in', 'mid', 'out', 'upconv1', 'upconv2', 'conv_hr')):
     generator = torch.Generator().manual_seed(seed)
     kept = {}
-    for name, group in net.prunable_groups().items():
+    for name, size in net.prunable_groups().items():
         if name.split('.')[-1] in units or name in units:
-            keep = max(1, int(torch.randint(1, group.size, (1,), generator=generator)))
-            kept[name] = sorted(torch.randperm(group.size, generator=generator)[:keep].tolist())
+            keep = max(1, int(torch.randint(1, size, (1,), generator=generator)))
+            kept[name] = sorted(torch.randperm(size, generator=generator)[:keep].tolist())
     return PruningPlan(arch=net.config, kept=kept)
 
 

@@ -17,8 +17,6 @@ groups) and ``conv_hr``. SpyNet, the input convs' RGB part, the 1x1 fusion conv 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -150,14 +148,6 @@ class Trunk(nn.Module):
         return h
 
 
-@dataclass(frozen=True)
-class GroupSpec:
-    """A prunable group: ``size`` units, each scored as one filter / input channel / pixel-shuffle group."""
-    name: str
-    size: int
-    kind: str  # 'filters', 'input_channels' or 'ps_groups'
-
-
 @register('arch')
 class SSLBasicVSR(nn.Module):
     """BasicVSR (bidirectional) or BasicVSR-uni (forward branch only) for SSL structured pruning, x4.
@@ -197,24 +187,25 @@ class SSLBasicVSR(nn.Module):
     def plan(self) -> PruningPlan | None:
         return self._plan
 
-    def prunable_groups(self) -> dict[str, GroupSpec]:
-        """Every prunable group of the dense architecture, in a fixed order."""
+    def prunable_groups(self) -> dict[str, int]:
+        """Size (number of units) of every prunable group of the dense architecture, in a fixed order.
+
+        A unit is a filter (``mid``, ``out``, ``hidden``, ``conv_hr``), an input channel of a residual block's first
+        conv (``in``, RSC) or a group of 4 filters feeding one pixel-shuffle output channel (``upconv1/2``).
+        """
         num_feat, up_feat = self.config['num_feat'], self.config['upsample_feat']
-        groups = []
+        groups = {}
         for branch in self.branches:
-            groups.append(GroupSpec(f'{branch}.hidden', num_feat, 'filters'))
+            groups[f'{branch}.hidden'] = num_feat
             for j in range(self.config['num_block']):
-                groups += [GroupSpec(f'{branch}.{j}.in', num_feat, 'input_channels'),
-                           GroupSpec(f'{branch}.{j}.mid', num_feat, 'filters'),
-                           GroupSpec(f'{branch}.{j}.out', num_feat, 'filters')]
-        groups += [GroupSpec('upconv1', num_feat, 'ps_groups'), GroupSpec('upconv2', up_feat, 'ps_groups'),
-                   GroupSpec('conv_hr', up_feat, 'filters')]
-        return {g.name: g for g in groups}
+                groups.update({f'{branch}.{j}.{kind}': num_feat for kind in ('in', 'mid', 'out')})
+        groups.update(upconv1=num_feat, upconv2=up_feat, conv_hr=up_feat)
+        return groups
 
     def _build(self, plan: PruningPlan | None) -> None:
         """(Re)create every pruned layer for ``plan`` (dense with factors when ``None``); SpyNet is kept."""
         if plan is not None:
-            plan.check_against(self.config, {name: g.size for name, g in self.prunable_groups().items()})
+            plan.check_against(self.config, self.prunable_groups())
             self.pending_plan = None
         self._plan = plan
         num_feat, num_block, up_feat = (self.config[k] for k in ('num_feat', 'num_block', 'upsample_feat'))
@@ -382,7 +373,7 @@ class SSLBasicVSR(nn.Module):
         self._require_dense('zero_pruned_factors')
         groups = self.prunable_groups()
         for name in plan.kept:
-            pruned = torch.tensor(plan.pruned_indices(name, groups[name].size), dtype=torch.long)
+            pruned = torch.tensor(plan.pruned_indices(name, groups[name]), dtype=torch.long)
             if name in ('upconv1', 'upconv2', 'conv_hr'):
                 getattr(self, f'{name}_scale')[pruned] = 0
                 continue

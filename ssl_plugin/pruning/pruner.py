@@ -96,10 +96,10 @@ class StructuredPruner:
     def groups(self, net) -> dict[str, int]:
         """Sizes of the prunable groups this method works on."""
         chosen = {}
-        for name, spec in net.prunable_groups().items():
+        for name, size in net.prunable_groups().items():
             unit = 'upsampler' if name in UPSAMPLER_GROUPS else name.rsplit('.', 1)[-1]
             if unit in self.config.units:
-                chosen[name] = spec.size
+                chosen[name] = size
         return chosen
 
     def select(self, net) -> PruningPlan:
@@ -114,7 +114,7 @@ class StructuredPruner:
 
     def _pruned_index(self, net, plan: PruningPlan, name: str) -> torch.Tensor:
         if name not in self._index_cache:
-            size = net.prunable_groups()[name].size
+            size = net.prunable_groups()[name]
             self._index_cache[name] = torch.tensor(plan.pruned_indices(name, size), dtype=torch.long)
         return self._index_cache[name].to(next(net.parameters()).device)
 
