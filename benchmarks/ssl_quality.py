@@ -1,10 +1,14 @@
 """SSL quality at small scale on the bundled clips (BI x4), through BasicSR's own pipeline.
 
 1. Pretrain a reduced BasicVSR (``SSLBasicVSR``, 32 channels, 4 blocks per branch, dense) on the training clips.
-2. From that checkpoint, at ratio 0.5 and for each seed: SSL with TF, SSL without TF, L1-norm (one-shot), ASSL
+2. From that checkpoint, at ratio 0.5 and for each seed: SSL with TF (Eq. 6 as written, and with an element-mean
+   squared distance), SSL without TF, L1-norm (one-shot), ASSL
    (aligned) — each fine-tuned for the same number of iterations (SSL / ASSL regularise first) — and BasicVSR-lite
-   (uniformly narrower, trained from scratch for pretraining + regularisation + fine-tuning iterations).
+   (uniformly narrower, trained from scratch for pretraining + regularisation + fine-tuning iterations); as the
+   reference, the unpruned network trained on for the regularisation + fine-tuning iterations (dense+FT).
 3. PSNR / SSIM (RGB, no border crop) on the four REDS4-style validation clips (all 100 frames), averaged over seeds.
+
+Finished runs (and their scores) in the work folder are reused when their options are unchanged.
 
     python benchmarks/ssl_quality.py [--seeds 0 1 2] [--quick]   # writes benchmarks/results/ssl_quality_cpu.{json,md}
 """
@@ -30,8 +34,9 @@ VAL_CLIPS = ('000', '011', '015', '020')
 
 def schedule(quick: bool) -> dict:
     if quick:
-        return dict(pretrain=4, reg=dict(delta=0.05, tau=0.1, t1=1, t2=1), finetune=4, lite_feat=24)
-    return dict(pretrain=1200, reg=dict(delta=0.01, tau=0.1, t1=5, t2=50), finetune=300, lite_feat=24)
+        return dict(pretrain=4, reg=dict(delta=0.05, tau=0.1, t1=1, t2=1), finetune=4)
+    # About 1.5 hours on 2 CPU cores (~0.5 s per training iteration).
+    return dict(pretrain=1200, reg=dict(delta=0.01, tau=0.1, t1=5, t2=50), finetune=300)
 
 
 def base_options(workdir: Path, name: str, seed: int) -> dict:
@@ -46,13 +51,18 @@ def base_options(workdir: Path, name: str, seed: int) -> dict:
 
 
 def run(workdir: Path, opt: dict) -> Path:
+    """Train through our BasicSR entry point; a run that already finished in ``workdir`` is reused."""
+    checkpoint = workdir / 'experiments' / opt['name'] / 'models' / 'net_g_latest.pth'
     path = workdir / f'{opt["name"]}.yml'
+    if checkpoint.exists() and path.exists() and yaml.safe_load(path.read_text()) == opt:
+        return checkpoint
+    (workdir / f'{opt["name"]}.result.json').unlink(missing_ok=True)
     path.write_text(yaml.safe_dump(opt, sort_keys=False))
     log = workdir / f'{opt["name"]}.log'
     with open(log, 'w') as f:
         subprocess.run([sys.executable, '-m', 'effsr_core.train', '-opt', str(path)], cwd=workdir, stdout=f,
                        stderr=subprocess.STDOUT, check=True)
-    return workdir / 'experiments' / opt['name'] / 'models' / 'net_g_latest.pth'
+    return checkpoint
 
 
 def pretrain(workdir: Path, plan: dict) -> Path:
@@ -72,7 +82,14 @@ def variant_options(workdir: Path, variant: str, seed: int, pretrained: Path, pl
     opt['path']['pretrain_network_g'] = str(pretrained)
     reg_iters = round(plan['reg']['tau'] / plan['reg']['delta']) * plan['reg']['t1'] + plan['reg']['t2']
     opt['train']['scheduler']['periods'] = [plan['finetune']]
-    method = {'SSL+TF': 'ssl', 'SSL': 'ssl', 'L1-norm': 'l1_norm', 'ASSL': 'assl'}.get(variant)
+    method = {'SSL+TF': 'ssl', 'SSL+TF-mse': 'ssl', 'SSL': 'ssl', 'L1-norm': 'l1_norm', 'ASSL': 'assl'}.get(variant)
+    if variant == 'dense+FT':  # the unpruned network trained on for the same budget: the reference to compare with
+        opt['model_type'] = 'VideoRecurrentModel'
+        opt.pop('pruning')
+        opt['train'].pop('tf_opt')
+        opt['train'].update(total_iter=reg_iters + plan['finetune'], factor_lr_mul=1)
+        opt['train']['scheduler']['periods'] = [reg_iters + plan['finetune']]
+        return opt
     if method is None:  # BasicVSR-lite: trained from scratch with the whole budget
         budget = plan['pretrain'] + reg_iters + plan['finetune']
         opt['model_type'] = 'VideoRecurrentModel'
@@ -87,13 +104,23 @@ def variant_options(workdir: Path, variant: str, seed: int, pretrained: Path, pl
     opt['pruning'] = {'method': method, 'ratio': 0.5, 'regularization': copy.deepcopy(plan['reg'])}
     regularised = method != 'l1_norm'
     opt['train']['total_iter'] = plan['finetune'] + (reg_iters if regularised else 0)
-    if variant != 'SSL+TF':
+    if variant == 'SSL+TF-mse':  # element mean of the squared difference: a term on Charbonnier's scale
+        opt['train']['tf_opt']['norm'] = 'mse'
+    elif variant != 'SSL+TF':
         opt['train'].pop('tf_opt')
     return opt
 
 
+def evaluated(workdir: Path, name: str, checkpoint: Path) -> dict:
+    """``evaluate`` of a finished run, kept next to its options so that a re-run of the script reuses it."""
+    cached = workdir / f'{name}.result.json'
+    if not cached.exists():
+        cached.write_text(json.dumps(evaluate(checkpoint, workdir / f'{name}.yml')))
+    return json.loads(cached.read_text())
+
+
 def evaluate(checkpoint: Path, options_path: Path) -> dict:
-    from effsr_core.profiling.counting import count_ops, count_parameters
+    from effsr_core.profiling.counting import count_parameters
     from effsr_core.profiling.models import build_model_from_options
     from effsr_core.profiling.quality import VideoClipFolders, evaluate_quality
 
@@ -102,15 +129,30 @@ def evaluate(checkpoint: Path, options_path: Path) -> dict:
     dataset = VideoClipFolders(video / 'train_sharp', video / 'train_sharp_bicubic/X4', clips=list(VAL_CLIPS))
     with torch.no_grad():
         quality = evaluate_quality(model, dataset, crop_border=0)
-    ops = count_ops(model, torch.rand(1, 3, 3, 180, 320), exclude=('spynet',))
     return {'psnr': quality.psnr, 'ssim': quality.ssim, 'params': count_parameters(model, ('spynet',)).counted,
-            'gmacs_per_frame_180x320': ops.counted.macs / 1e9}
+            'gmacs_per_frame_180x320': gmacs_per_frame(model)}
+
+
+def gmacs_per_frame(model: torch.nn.Module) -> float:
+    from effsr_core.profiling.counting import count_ops
+
+    return count_ops(model, torch.rand(1, 3, 3, 180, 320), exclude=('spynet',)).counted.macs / 1e9
+
+
+def matched_lite_width(target_gmacs: float) -> int:
+    """The BasicVSR-lite width (multiple of 2) whose MACs per frame come closest to the pruned network's."""
+    from ssl_plugin.archs.ssl_basicvsr_arch import SSLBasicVSR
+
+    cost = {width: gmacs_per_frame(SSLBasicVSR(num_feat=width, num_block=4, upsample_feat=width))
+            for width in range(8, 33, 2)}
+    return min(cost, key=lambda width: abs(cost[width] - target_gmacs))
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--variants', nargs='+', default=['SSL+TF', 'SSL', 'L1-norm', 'ASSL', 'BasicVSR-lite'])
+    parser.add_argument('--variants', nargs='+', default=['SSL+TF', 'SSL+TF-mse', 'SSL', 'L1-norm', 'ASSL',
+                                                                'BasicVSR-lite', 'dense+FT'])
     parser.add_argument('--workdir', default=str(REPO / 'benchmarks/work/ssl_quality'))
     parser.add_argument('--quick', action='store_true', help='a few iterations only (smoke run, not for results)')
     parser.add_argument('--out', default=str(RESULTS / 'ssl_quality_cpu'))
@@ -126,26 +168,36 @@ def main(argv=None) -> None:
     started = time.time()
     pretrained = pretrain(workdir, plan)
     print(f'[{time.time() - started:.0f}s] pretrained {pretrained}', flush=True)
-    results = {'pretrained (dense)': [evaluate(pretrained, workdir / 'pretrain_BasicVSR_32x4.yml')]}
-    for variant in args.variants:
-        results[variant] = []
-        for seed in args.seeds:
+    results = {'pretrained (dense)': [evaluated(workdir, 'pretrain_BasicVSR_32x4', pretrained)]}
+    results.update({variant: [] for variant in args.variants})
+    for seed in args.seeds:  # seed-major, so that an interrupted run still covers every variant
+        for variant in args.variants:
+            if variant == 'BasicVSR-lite' and 'lite_feat' not in plan:  # as many MACs as the first SSL network
+                ssl_runs = results.get('SSL+TF') or results.get('SSL')
+                if not ssl_runs:
+                    parser.error('--variants: BasicVSR-lite is sized after an SSL run; list SSL+TF or SSL first')
+                plan['lite_feat'] = matched_lite_width(ssl_runs[0]['gmacs_per_frame_180x320'])
             opt = variant_options(workdir, variant, seed, pretrained, plan)
             checkpoint = run(workdir, opt)
-            results[variant].append({'seed': seed, **evaluate(checkpoint, workdir / f'{opt["name"]}.yml')})
+            results[variant].append({'seed': seed, **evaluated(workdir, opt['name'], checkpoint)})
             print(f'[{time.time() - started:.0f}s] {variant} seed {seed}: {results[variant][-1]}', flush=True)
+            report = write_report(Path(args.out), results, plan, args.seeds, time.time() - started)
+    print(markdown(report))
+
+
+def write_report(out: Path, results: dict, plan: dict, seeds: list, wall_seconds: float) -> dict:
+    """Summarise the runs so far (mean over the seeds finished) and write the JSON and markdown reports."""
+    from effsr_core.profiling.report import machine_info
+
     summary = {name: {key: statistics.fmean(r[key] for r in runs) for key in
                       ('psnr', 'ssim', 'params', 'gmacs_per_frame_180x320')} |
                {'psnr_std': statistics.pstdev([r['psnr'] for r in runs]), 'runs': len(runs)}
-               for name, runs in results.items()}
-    from effsr_core.profiling.report import machine_info
-
+               for name, runs in results.items() if runs}
     report = {'machine': machine_info(), 'command': [sys.executable, *sys.argv], 'schedule': plan,
-              'seeds': args.seeds, 'wall_seconds': time.time() - started, 'summary': summary, 'runs': results}
-    out = Path(args.out)
+              'seeds': seeds, 'wall_seconds': wall_seconds, 'summary': summary, 'runs': results}
     out.with_suffix('.json').write_text(json.dumps(report, indent=2))
     out.with_suffix('.md').write_text(markdown(report))
-    print(markdown(report))
+    return report
 
 
 def markdown(report: dict) -> str:
@@ -155,11 +207,15 @@ def markdown(report: dict) -> str:
              f'Reduced BasicVSR (32 channels, 4 blocks) pretrained {plan["pretrain"]} iterations on the bundled '
              f'clips (BI x4, LR patches 32x32, 5 frames, batch 2); pruning ratio 0.5; regularisation {plan["reg"]}; '
              f'{plan["finetune"]} fine-tuning iterations for every pruned network; BasicVSR-lite '
-             f'({plan["lite_feat"]} channels) trained from scratch for the whole budget. PSNR/SSIM: RGB, no crop, '
-             f'4 validation clips x 100 frames, mean over seeds {report["seeds"]}.', '',
-             '| network | PSNR (dB) | ± std | SSIM | params w/o SpyNet | GMACs/frame @180x320 |', '|---|---|---|---|---|---|']
+             f'({plan.get("lite_feat", "?")} channels: the width whose MACs come closest to the first SSL run) '
+             f'trained from scratch for the whole budget; dense+FT: the unpruned network trained on for as many '
+             f'iterations as SSL gets after pretraining (what the extra training alone buys); SSL+TF-mse: TF with the '
+             f'element mean of squared differences instead of Eq. 6\'s norms. PSNR/SSIM: RGB, no crop, '
+             f'4 validation clips x 100 frames, mean over seeds {report["seeds"]} (column "runs": seeds finished). '
+             f'Wall time of the invocation that wrote this: {report["wall_seconds"] / 60:.0f} min.', '',
+             '| network | runs | PSNR (dB) | ± std | SSIM | params w/o SpyNet | GMACs/frame @180x320 |', '|---|---|---|---|---|---|---|']
     for name, s in report['summary'].items():
-        lines.append(f'| {name} | {s["psnr"]:.3f} | {s["psnr_std"]:.3f} | {s["ssim"]:.4f} | {s["params"]:,.0f} '
+        lines.append(f'| {name} | {s["runs"]} | {s["psnr"]:.3f} | {s["psnr_std"]:.3f} | {s["ssim"]:.4f} | {s["params"]:,.0f} '
                      f'| {s["gmacs_per_frame_180x320"]:.1f} |')
     return '\n'.join(lines) + '\n'
 
