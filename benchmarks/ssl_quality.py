@@ -213,10 +213,11 @@ def markdown(report: dict) -> str:
              f'element mean of squared differences instead of Eq. 6\'s norms. PSNR/SSIM: RGB, no crop, '
              f'4 validation clips x 100 frames, mean over seeds {report["seeds"]} (column "runs": seeds finished). '
              f'Wall time of the invocation that wrote this: {report["wall_seconds"] / 60:.0f} min.', '',
-             '| network | runs | PSNR (dB) | ± std | SSIM | params w/o SpyNet | GMACs/frame @180x320 |', '|---|---|---|---|---|---|---|']
+             '| network | runs | PSNR (dB) | ± std | SSIM | params w/o SpyNet | GMACs/frame @180x320 |',
+             '|---|---|---|---|---|---|---|']
     for name, s in report['summary'].items():
-        lines.append(f'| {name} | {s["runs"]} | {s["psnr"]:.3f} | {s["psnr_std"]:.3f} | {s["ssim"]:.4f} | {s["params"]:,.0f} '
-                     f'| {s["gmacs_per_frame_180x320"]:.1f} |')
+        lines.append(f'| {name} | {s["runs"]} | {s["psnr"]:.3f} | {s["psnr_std"]:.3f} | {s["ssim"]:.4f} '
+                     f'| {s["params"]:,.0f} | {s["gmacs_per_frame_180x320"]:.1f} |')
     return '\n'.join(lines) + '\n'
 
 
