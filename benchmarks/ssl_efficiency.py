@@ -2,7 +2,8 @@
 
 Networks: the dense BasicVSR (factor-free, as BasicSR ships it), SSL plans at ratios 0.3 / 0.5 / 0.7 with kept
 counts unrounded or rounded to multiples of 8 / 16 (``min_global``, the paper's criterion), a ``min_local`` plan at 0.5
-(every group, pixel-shuffle groups included, pruned by half; Table 3's Min+Local), and BasicVSR-lite networks.
+(every group, pixel-shuffle groups included, pruned by half; Table 3's Min+Local), optionally ``min_global`` plans
+whose pixel-shuffle groups are scored per filter (``--group-scores sum mean``), and BasicVSR-lite networks.
 For each: parameters and MACs per frame with SpyNet apart (as the paper reports), and the runtime per frame of the
 propagation + upsampling part (flows precomputed: SpyNet is identical in every network and timed once, apart), in
 two memory formats: contiguous NCHW (what BasicSR / MMagic run) and channels-last (``model.to(memory_format=
@@ -34,7 +35,7 @@ from effsr_core.profiling.report import machine_info
 from effsr_core.profiling.timing import time_forward_ms
 from ssl_plugin.archs import SSLBasicVSR
 from ssl_plugin.pruning.plan import PruningPlan
-from ssl_plugin.pruning.pruner import PruningConfig, StructuredPruner
+from ssl_plugin.pruning.pruner import GROUP_SCORES, PruningConfig, StructuredPruner
 
 RESULTS = Path(__file__).parent / 'results'
 FORMATS = {'nchw': torch.contiguous_format, 'channels_last': torch.channels_last}
@@ -67,8 +68,11 @@ def build_networks(args) -> dict[str, SSLBasicVSR]:
     networks = {DENSE: trained_form.pruned(PruningPlan(arch=trained_form.config, kept={})).eval()}
     for ratio in args.ratios:
         for round_to in args.round_to:
-            plan = StructuredPruner(PruningConfig(ratio=ratio, round_to=round_to)).select(trained_form)
-            networks[f'SSL {ratio}' + (f' round{round_to}' if round_to else '')] = trained_form.pruned(plan).eval()
+            for group_score in args.group_scores:
+                config = PruningConfig(ratio=ratio, round_to=round_to, group_score=group_score)
+                name = f'SSL {ratio}' + (f' round{round_to}' if round_to else '') + (
+                    f' group-{group_score}' if group_score != 'sum' else '')
+                networks[name] = trained_form.pruned(StructuredPruner(config).select(trained_form)).eval()
     for round_to in args.round_to:
         plan = StructuredPruner(PruningConfig(ratio=0.5, selection='min_local', round_to=round_to)).select(trained_form)
         networks['SSL 0.5 min_local' + (f' round{round_to}' if round_to else '')] = trained_form.pruned(plan).eval()
@@ -110,6 +114,8 @@ def main(argv=None) -> None:
     parser.add_argument('--ratios', type=float, nargs='+', default=[0.3, 0.5, 0.7])
     parser.add_argument('--round-to', type=lambda v: None if v == 'none' else int(v), nargs='+',
                         default=[None, 8, 16])
+    parser.add_argument('--group-scores', nargs='+', choices=GROUP_SCORES, default=['sum'],
+                        help='pixel-shuffle group scores of the min_global plans (pruning.group_score)')
     parser.add_argument('--lite-feat', type=int, nargs='*', default=[32, 40])
     parser.add_argument('--rounds', type=int, default=5)
     parser.add_argument('--seed', type=int, default=0)

@@ -1,8 +1,9 @@
 """SSL quality at small scale on the bundled clips (BI x4), through BasicSR's own pipeline.
 
 1. Pretrain a reduced BasicVSR (``SSLBasicVSR``, 32 channels, 4 blocks per branch, dense) on the training clips.
-2. From that checkpoint, at ratio 0.5 and for each seed: SSL with TF (Eq. 6 as written, and with an element-mean
-   squared distance), SSL without TF, L1-norm (one-shot), ASSL
+2. From that checkpoint, at ratio 0.5 and for each seed: SSL with TF (Eq. 6 as written at loss weights 1, 0.1, 0.01
+   and 0.001, and with an element-mean squared distance), SSL without TF (pixel-shuffle groups scored by their L1
+   sum, and per filter: ``SSL-group-mean``), L1-norm (one-shot), ASSL
    (aligned) — each fine-tuned for the same number of iterations (SSL / ASSL regularise first) — and BasicVSR-lite
    (uniformly narrower, trained from scratch for pretraining + regularisation + fine-tuning iterations); as the
    reference, the unpruned network trained on for the regularisation + fine-tuning iterations (dense+FT).
@@ -30,7 +31,10 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / 'results'
 TEMPLATE = REPO / 'options/basicsr/ssl/demo_SSL_BasicVSR_tiny_offline.yml'
 VAL_CLIPS = ('000', '011', '015', '020')
-VARIANTS = ('SSL+TF', 'SSL+TF-mse', 'SSL', 'L1-norm', 'ASSL', 'BasicVSR-lite', 'dense+FT')
+#: SSL+TF-w<x>: Temporal Finetuning with loss_weight x (Eq. 6's norms dwarf Charbonnier at weight 1);
+#: SSL-group-mean: pixel-shuffle groups scored per filter (pruning.group_score: mean), no TF, to compare with SSL.
+TF_WEIGHTS = {'SSL+TF': 1.0, 'SSL+TF-w0.1': 0.1, 'SSL+TF-w0.01': 0.01, 'SSL+TF-w0.001': 0.001}
+VARIANTS = (*TF_WEIGHTS, 'SSL+TF-mse', 'SSL', 'SSL-group-mean', 'L1-norm', 'ASSL', 'BasicVSR-lite', 'dense+FT')
 
 
 def schedule(quick: bool) -> dict:
@@ -83,7 +87,7 @@ def variant_options(workdir: Path, variant: str, seed: int, pretrained: Path, pl
     opt['path']['pretrain_network_g'] = str(pretrained)
     reg_iters = round(plan['reg']['tau'] / plan['reg']['delta']) * plan['reg']['t1'] + plan['reg']['t2']
     opt['train']['scheduler']['periods'] = [plan['finetune']]
-    method = {'SSL+TF': 'ssl', 'SSL+TF-mse': 'ssl', 'SSL': 'ssl', 'L1-norm': 'l1_norm', 'ASSL': 'assl'}.get(variant)
+    method = 'ssl' if variant.startswith('SSL') else {'L1-norm': 'l1_norm', 'ASSL': 'assl'}.get(variant)
     if variant == 'dense+FT':  # the unpruned network trained on for the same budget: the reference to compare with
         opt['model_type'] = 'VideoRecurrentModel'
         opt.pop('pruning')
@@ -103,11 +107,15 @@ def variant_options(workdir: Path, variant: str, seed: int, pretrained: Path, pl
         opt['train']['scheduler'].update(periods=[budget], eta_min=1e-6)
         return opt
     opt['pruning'] = {'method': method, 'ratio': 0.5, 'regularization': copy.deepcopy(plan['reg'])}
+    if variant == 'SSL-group-mean':
+        opt['pruning']['group_score'] = 'mean'
     regularised = method != 'l1_norm'
     opt['train']['total_iter'] = plan['finetune'] + (reg_iters if regularised else 0)
     if variant == 'SSL+TF-mse':  # element mean of the squared difference: a term on Charbonnier's scale
-        opt['train']['tf_opt']['norm'] = 'mse'
-    elif variant != 'SSL+TF':
+        opt['train']['tf_opt'].update(norm='mse', loss_weight=1.0)
+    elif variant in TF_WEIGHTS:
+        opt['train']['tf_opt'].update(norm='l2', loss_weight=TF_WEIGHTS[variant])
+    else:
         opt['train'].pop('tf_opt')
     return opt
 
@@ -173,7 +181,7 @@ def main(argv=None) -> None:
     for seed in args.seeds:  # seed-major, so that an interrupted run still covers every variant
         for variant in args.variants:
             if variant == 'BasicVSR-lite' and 'lite_feat' not in plan:  # as many MACs as the first SSL network
-                ssl_runs = results.get('SSL+TF') or results.get('SSL')
+                ssl_runs = next((results[v] for v in results if v.startswith('SSL') and results[v]), None)
                 if not ssl_runs:
                     parser.error('--variants: BasicVSR-lite is sized after an SSL run; list SSL+TF or SSL first')
                 plan['lite_feat'] = matched_lite_width(ssl_runs[0]['gmacs_per_frame_180x320'])
@@ -209,8 +217,10 @@ def markdown(report: dict) -> str:
              f'{plan["finetune"]} fine-tuning iterations for every pruned network; BasicVSR-lite '
              f'({plan.get("lite_feat", "?")} channels: the width whose MACs come closest to the first SSL run) '
              f'trained from scratch for the whole budget; dense+FT: the unpruned network trained on for as many '
-             f'iterations as SSL gets after pretraining (what the extra training alone buys); SSL+TF-mse: TF with the '
-             f'element mean of squared differences instead of Eq. 6\'s norms. PSNR/SSIM: RGB, no crop, '
+             f'iterations as SSL gets after pretraining (what the extra training alone buys); SSL+TF: TF as Eq. 6 '
+             f'(Frobenius norms) at loss weight 1, SSL+TF-w<x> at weight x; SSL+TF-mse: TF with the element mean of '
+             f'squared differences instead of Eq. 6\'s norms; SSL-group-mean: pixel-shuffle groups scored per filter '
+             f'(pruning.group_score: mean), no TF. PSNR/SSIM: RGB, no crop, '
              f'4 validation clips x 100 frames, mean over seeds {report["seeds"]} (column "runs": seeds finished). '
              f'Wall time of the invocation that wrote this: {report["wall_seconds"] / 60:.0f} min.', '',
              '| network | runs | PSNR (dB) | ± std | SSIM | params w/o SpyNet | GMACs/frame @180x320 |',

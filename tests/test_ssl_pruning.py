@@ -35,6 +35,21 @@ def test_importance_is_the_l1_norm_of_the_right_unit():
     assert net.unit_importance('forward.1.mid')[2] == 0  # importance is measured on the effective weights
 
 
+def test_group_score_mean_scores_pixel_shuffle_groups_per_filter():
+    net = _net(upsample_feat=8)
+    assert torch.allclose(net.unit_importance('upconv2', 'mean'), net.unit_importance('upconv2', 'sum') / 4)
+    assert torch.equal(net.unit_importance('conv_hr', 'mean'), net.unit_importance('conv_hr', 'sum'))
+    # with random weights a 4-filter group sums ~4 filters: Min-Global then spares the upsampler, per filter it does not
+    pruned_groups = {}
+    for score in ('sum', 'mean'):
+        plan = StructuredPruner(PruningConfig(ratio=0.5, group_score=score)).select(net)
+        pruned_groups[score] = sum(8 - len(plan.kept_indices(g, 8)) for g in ('upconv1', 'upconv2'))
+        assert plan.extra['group_score'] == score
+    assert pruned_groups['mean'] > pruned_groups['sum']
+    with pytest.raises(ValueError, match='pruning.group_score'):
+        PruningConfig(group_score='max')
+
+
 # ------------------------------------------------------------------------------------------- selection
 SCORES = {'a': torch.tensor([5.0, 1.0, 3.0, 0.5]), 'b': torch.tensor([0.1, 0.2, 9.0, 8.0])}
 

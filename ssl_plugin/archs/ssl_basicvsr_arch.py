@@ -342,11 +342,13 @@ class SSLBasicVSR(nn.Module):
         return [getattr(block, f'{kind}_scale').index_select(0, indices)]
 
     @torch.no_grad()
-    def unit_importance(self, name: str) -> torch.Tensor:
+    def unit_importance(self, name: str, group_score: str = 'sum') -> torch.Tensor:
         """L1 norm of each unit of group ``name`` on the effective (factor-scaled) weights.
 
-        Filters: sum |W[k]|; RSC input channels: sum |W[:, k]|; pixel-shuffle groups: sum |W[4k:4k+4]|;
-        ``hidden`` channels (aligned pruning): the input conv's filter plus every residual block's last filter.
+        Filters: sum |W[k]|; RSC input channels: sum |W[:, k]|; pixel-shuffle groups: sum |W[4k:4k+4]|
+        (``group_score='sum'``, the L1 norm of the 4-filter unit) or that sum / 4 (``'mean'``, per filter, on the
+        scale of single-filter units in a global ranking); ``hidden`` channels (aligned pruning): the input conv's
+        filter plus every residual block's last filter.
         """
         self._require_dense('unit_importance')
         if name in ('upconv1', 'upconv2', 'conv_hr'):
@@ -354,7 +356,10 @@ class SSLBasicVSR(nn.Module):
             if name != 'conv_hr':
                 scale = scale.repeat_interleave(PS_GROUP)
             per_filter = (conv.weight.abs().sum(dim=(1, 2, 3)) * scale.abs())
-            return per_filter if name == 'conv_hr' else per_filter.view(-1, PS_GROUP).sum(dim=1)
+            if name == 'conv_hr':
+                return per_filter
+            grouped = per_filter.view(-1, PS_GROUP)
+            return grouped.sum(dim=1) if group_score == 'sum' else grouped.mean(dim=1)
         trunk, block, kind = self._group_layer(name)
         if kind == 'hidden':
             score = trunk.conv_in.weight.abs().sum(dim=(1, 2, 3)) * trunk.hidden_scale.abs()

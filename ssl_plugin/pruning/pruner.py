@@ -29,6 +29,10 @@ METHODS: dict[str, dict[str, Any]] = {
 }
 UNITS = ('in', 'mid', 'out', 'hidden', 'upsampler')
 UPSAMPLER_GROUPS = ('upconv1', 'upconv2', 'conv_hr')
+#: Score of a 4-filter pixel-shuffle unit: the L1 norm of its 4 filters (``sum``, the paper's "four filters as a
+#: pruning unit to evaluate their importance") or its mean per filter (``mean``: comparable with single filters in a
+#: global ranking, where ``sum`` makes a unit ~4x as important and Min-Global then rarely prunes the upsampler).
+GROUP_SCORES = ('sum', 'mean')
 
 
 def _check_keys(option: str, given: Mapping[str, Any], allowed) -> None:
@@ -47,6 +51,7 @@ class PruningConfig:
     round_to: int | None = None
     regularization: GrowingRegularization = field(default_factory=GrowingRegularization)
     freeze_flow: bool = True
+    group_score: str = 'sum'
     seed: int = 0
 
     def __post_init__(self):
@@ -58,6 +63,8 @@ class PruningConfig:
         object.__setattr__(self, 'units', tuple(self.units or defaults['units']))
         if self.selection not in SELECTIONS:
             raise ValueError(f'pruning.selection: {self.selection!r} is not one of {", ".join(SELECTIONS)}.')
+        if self.group_score not in GROUP_SCORES:
+            raise ValueError(f'pruning.group_score: {self.group_score!r} is not one of {", ".join(GROUP_SCORES)}.')
         for unit in self.units:
             if unit not in UNITS:
                 raise ValueError(f'pruning.units: {unit!r} is not one of {", ".join(UNITS)}.')
@@ -104,12 +111,13 @@ class StructuredPruner:
 
     def select(self, net) -> PruningPlan:
         """Plan from the current weights: importance of every unit, then the configured selection."""
-        scores = {name: net.unit_importance(name) for name in self.groups(net)}
+        scores = {name: net.unit_importance(name, self.config.group_score) for name in self.groups(net)}
         kept = select_kept(scores, self.config.ratio, self.config.selection, self.config.round_to, self.config.seed)
         sizes = self.groups(net)
         kept = {name: idx for name, idx in kept.items() if len(idx) < sizes[name]}
         return PruningPlan(arch=net.config, kept=kept, method=self.config.method, ratio=self.config.ratio,
                            extra={'selection': self.config.selection, 'round_to': self.config.round_to,
+                                  'group_score': self.config.group_score,
                                   'units': list(self.config.units)})
 
     def _pruned_index(self, net, plan: PruningPlan, name: str) -> torch.Tensor:
