@@ -4,14 +4,11 @@
 """
 from __future__ import annotations
 
-from effsr_core.entry import prepare_basicsr
-
 
 def main(argv: list[str] | None = None) -> None:
-    root_path = prepare_basicsr(argv, is_train=False)
-    from basicsr.test import test_pipeline
+    from effsr_core.basicsr.entry import test
 
-    test_pipeline(root_path)
+    test(argv)
 
 
 if __name__ == '__main__':

@@ -6,14 +6,11 @@ Multi-process: ``torchrun --nproc_per_node=N -m effsr_core.train -opt X.yml --la
 """
 from __future__ import annotations
 
-from effsr_core.entry import prepare_basicsr
-
 
 def main(argv: list[str] | None = None) -> None:
-    root_path = prepare_basicsr(argv, is_train=True)
-    from basicsr.train import train_pipeline
+    from effsr_core.basicsr.entry import train
 
-    train_pipeline(root_path)
+    train(argv)
 
 
 if __name__ == '__main__':

@@ -11,7 +11,14 @@ from effsr_core.registry import register
 NORMS = ('l2', 'l1', 'mse')
 
 
-@register('loss')
+def _example_hidden_states():
+    """Two branches' final hidden states of a network and of its teacher (the inputs of ``forward``)."""
+    generator = torch.Generator().manual_seed(0)
+    states = [{b: torch.rand(2, 4, 8, 8, generator=generator) for b in ('forward', 'backward')} for _ in range(2)]
+    return states[0], states[1]
+
+
+@register('loss', example={'kwargs': {}, 'inputs': _example_hidden_states})
 class TemporalFinetuneLoss(nn.Module):
     """L_tf = ||H_F,T − H'_F,T|| + ||H_B,0 − H'_B,0||: final hidden states of the pruned network against those of
     the frozen unpruned network, which limits the error the recurrence accumulates after pruning.

@@ -1,4 +1,4 @@
-"""Plugin registration in both toolboxes, every registered arch, and the BasicSR / MMagic entry points."""
+"""Plugin registration in both toolboxes and the BasicSR / MMagic entry points."""
 import os
 import subprocess
 import sys
@@ -8,19 +8,11 @@ import torch
 import yaml
 
 from effsr_core import registry
-from effsr_core.frameworks import basicsr_plugins
-
-# small constructor arguments for every registered architecture, and the input it takes
-ARCH_CASES = {
-    'RFDN': (dict(num_feat=8, num_blocks=2), (1, 3, 16, 16)),
-    'SSLBasicVSR': (dict(num_feat=4, num_block=1, upsample_feat=4), (1, 2, 3, 16, 16)),
-}
-
 
 @pytest.fixture(scope='module')
 def registered():
-    basicsr_plugins.register_all()
-    import effsr_core.frameworks.mmagic_plugins  # noqa: F401
+    import effsr_core.basicsr  # noqa: F401
+    import effsr_core.mmagic  # noqa: F401
     return {kind: registry.components(kind) for kind in registry.KINDS}
 
 
@@ -28,7 +20,7 @@ def test_components_are_visible_in_both_toolboxes(registered):
     from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
     from mmagic.registry import HOOKS, MODELS
 
-    assert set(ARCH_CASES) <= set(registered['arch']) and 'TemporalFinetuneLoss' in registered['loss']
+    assert {'RFDN', 'SSLBasicVSR'} <= set(registered['arch']) and 'TemporalFinetuneLoss' in registered['loss']
     for name, cls in registered['arch'].items():
         assert ARCH_REGISTRY.get(name) is cls and MODELS.get(name) is cls
     for name, cls in registered['loss'].items():
@@ -37,10 +29,11 @@ def test_components_are_visible_in_both_toolboxes(registered):
 
 
 def test_registration_is_idempotent_and_refuses_name_clashes(registered):
-    basicsr_plugins.register_all()
-    import effsr_core.frameworks.mmagic_plugins as mmagic_plugins
+    from effsr_core.basicsr import register_all as register_basicsr
+    from effsr_core.mmagic import register_all as register_mmagic
 
-    mmagic_plugins.register_all()
+    register_basicsr()
+    register_mmagic()
     with pytest.raises(KeyError, match='registered twice'):
         registry.register('arch', name='RFDN')(type('OtherRFDN', (torch.nn.Module,), {}))
     from mmagic.registry import MODELS
@@ -48,26 +41,11 @@ def test_registration_is_idempotent_and_refuses_name_clashes(registered):
     clash = type('BasicVSRNet', (torch.nn.Module,), {})
     registry._components['arch']['BasicVSRNet'] = clash
     try:
-        with pytest.raises(KeyError, match='MMagic already has a model named'):
-            mmagic_plugins.register_all()
+        with pytest.raises(KeyError, match="MMagic already has a component named 'BasicVSRNet'"):
+            register_mmagic()
     finally:
         del registry._components['arch']['BasicVSRNet']
     assert MODELS.get('BasicVSRNet') is not clash
-
-
-@pytest.mark.parametrize('name', sorted(ARCH_CASES))
-def test_every_registered_arch_builds_runs_and_trains(registered, name):
-    kwargs, shape = ARCH_CASES[name]
-    torch.manual_seed(0)
-    net = registered['arch'][name](**kwargs)
-    output = net(torch.rand(shape))
-    assert output.shape[-2:] == (shape[-2] * 4, shape[-1] * 4)
-    output.mean().backward()
-    assert not [n for n, p in net.named_parameters() if p.grad is None]
-
-
-def test_every_registered_arch_has_a_case(registered):
-    assert set(registered['arch']) == set(ARCH_CASES)
 
 
 def _run(args, cwd, timeout=900):

@@ -22,23 +22,29 @@ def test_generated_configs_are_up_to_date():
 
 @pytest.mark.parametrize('path', BASICSR_OPTIONS, ids=lambda p: str(p.relative_to(REPO_ROOT)))
 def test_basicsr_options_are_valid(path):
-    from effsr_core.frameworks.basicsr_plugins import register_all
-    from effsr_core.options_check import check_basicsr_options
+    from effsr_core.basicsr import register_all
+    from effsr_core.basicsr.options_check import check_basicsr_options
+
+    from effsr_core.options import OptionError
 
     register_all()
     opt = yaml.safe_load(path.read_text())
-    check_basicsr_options(opt, is_train='test' not in path.name, check_paths=False)
+    is_train = 'test' not in path.name
+    check_basicsr_options(opt, is_train=is_train, check_paths=False)
+    opt['network_g']['type'] += 'Typo'  # the check reads this file's sections: a broken copy is refused
+    with pytest.raises(OptionError, match='network_g.type'):
+        check_basicsr_options(opt, is_train=is_train, check_paths=False)
 
 
 @pytest.mark.parametrize('path', MMAGIC_CONFIGS, ids=lambda p: str(p.relative_to(REPO_ROOT)))
 def test_mmagic_configs_load_and_build(path):
-    import effsr_core.frameworks.mmagic_plugins  # noqa: F401
+    import effsr_core.mmagic  # noqa: F401
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmagic.registry import MODELS
 
     cfg = Config.fromfile(str(path))
-    assert cfg.custom_imports['imports'] == ['effsr_core.frameworks.mmagic_plugins']
+    assert cfg.custom_imports['imports'] == ['effsr_core.mmagic']
     init_default_scope('mmagic')
     model_cfg = cfg.model
     model_cfg.generator.pop('pretrained', None)  # a user's checkpoint

@@ -1,5 +1,6 @@
 """SSLBasicVSR: equivalence with BasicSR / MMagic BasicVSR, compact = dense with zeroed factors, state round trips."""
 import io
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ from ssl_plugin.archs import SSLBasicVSR
 from ssl_plugin.pruning.plan import PlanError, PruningPlan
 
 NUM_FEAT, NUM_BLOCK = 8, 2
+FIXTURES = Path(__file__).parent / 'fixtures'
 
 
 def _frames(t=3, size=32, seed=0):
@@ -138,6 +140,17 @@ def test_checkpoint_alone_rebuilds_the_compact_network_without_pickled_objects()
     frames = _frames()
     with torch.no_grad():
         assert torch.equal(fresh(frames), compact(frames))
+
+
+def test_checkpoint_written_before_the_layout_change_loads_and_tests_identically():
+    state = torch.load(FIXTURES / 'ssl_compact_before_layout.pth', weights_only=True)['params']
+    io_pair = torch.load(FIXTURES / 'ssl_compact_before_layout_io.pt', weights_only=True)
+    net = SSLBasicVSR(**io_pair['config']).eval()
+    result = net.load_state_dict(state, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    assert net.plan is not None and set(net.state_dict()) == set(state)
+    with torch.no_grad():
+        assert torch.equal(net(io_pair['lqs']), io_pair['output'])
 
 
 def test_basicsr_non_strict_loader_renaming_is_undone():

@@ -116,10 +116,20 @@ def test_baselines_and_rounding_run_in_the_same_framework(tmp_path, repo_root, t
     _run('effsr_core.train', options, tmp_path)
     plan, _ = _plan_of(tmp_path / 'experiments' / opt['name'] / 'models/net_g_latest.pth')
     assert plan.method == method
+    from ssl_plugin.archs import SSLBasicVSR
+    from ssl_plugin.pruning.pruner import PruningConfig, StructuredPruner
+
+    sizes = StructuredPruner(PruningConfig(method=method)).groups(
+        SSLBasicVSR(num_feat=NUM_FEAT, num_block=NUM_BLOCK, upsample_feat=opt['network_g'].get('upsample_feat', 64)))
+    assert set(plan.kept) <= set(sizes)
+    if method in ('l1_norm', 'assl'):  # per layer: every group of the method's units loses half of its units
+        assert {name: len(plan.kept_indices(name, size)) for name, size in sizes.items()} == {
+            name: size - size // 2 for name, size in sizes.items()}
     if method == 'assl':
-        assert {name.split('.')[-1] for name in plan.kept} <= {'hidden', 'mid', 'upconv1', 'upconv2', 'conv_hr'}
+        assert {name.split('.')[-1] for name in plan.kept} == {'hidden', 'mid', 'upconv1', 'upconv2', 'conv_hr'}
     if pruning.get('round_to'):
-        assert all(len(idx) % 4 == 0 for idx in plan.kept.values())
+        assert plan.kept and all(len(idx) % 4 == 0 for idx in plan.kept.values())
+        assert 0.35 <= plan.kept_fraction(sizes) <= 0.65  # ratio 0.5, each count rounded to a multiple of 4
 
 
 @pytest.mark.parametrize('change,message', [
@@ -133,8 +143,9 @@ def test_baselines_and_rounding_run_in_the_same_framework(tmp_path, repo_root, t
 ])
 def test_bad_options_fail_early_naming_the_option(tmp_path, repo_root, tiny_video_val, basicsr_checkpoint, change,
                                                   message):
-    from effsr_core.frameworks.basicsr_plugins import register_all
-    from effsr_core.options_check import OptionError, check_basicsr_options
+    from effsr_core.basicsr import register_all
+    from effsr_core.basicsr.options_check import check_basicsr_options
+    from effsr_core.options import OptionError
 
     register_all()
     _, opt = _options(tmp_path, repo_root, tiny_video_val, basicsr_checkpoint)

@@ -11,7 +11,7 @@ NUM_FEAT, NUM_BLOCK = 8, 1
 @pytest.fixture(scope='module')
 def mmagic_checkpoint(tmp_path_factory):
     """An MMagic BasicVSR (BasicVSRNet generator) checkpoint, as `mim train` writes it."""
-    import effsr_core.frameworks.mmagic_plugins  # noqa: F401
+    import effsr_core.mmagic  # noqa: F401
     from mmagic.models.editors.basicvsr.basicvsr_net import BasicVSRNet
 
     torch.manual_seed(0)

@@ -111,7 +111,12 @@ def test_table3_variants_on_the_network(selection):
     plan = pruner.select(net)
     sizes = pruner.groups(net)
     assert abs(plan.kept_fraction(sizes) - 0.5) < 0.01
-    assert all(len(plan.kept_indices(name, size)) >= 1 for name, size in sizes.items())
+    if selection != 'random':  # within a group, min_* keeps the most important units and max_* the least
+        for name, size in sizes.items():
+            score = net.unit_importance(name)
+            kept, pruned = score[plan.kept_indices(name, size)], score[plan.pruned_indices(name, size)]
+            if pruned.numel():
+                assert kept.min() > pruned.max() if selection.startswith('min') else kept.max() < pruned.min()
     assert not any(name.endswith('hidden') for name in plan.kept)  # SSL keeps the hidden state whole (RSC)
 
 
@@ -149,16 +154,59 @@ def test_regularisation_acts_on_the_selected_factors_only():
     assert net.forward_trunk.hidden_scale.grad is None or not net.forward_trunk.hidden_scale.grad.any()
 
 
-def test_factor_means_separate_pruned_and_kept():
+def _factors_by_hand(net, group):
+    """The scaling factors that carry the units of ``group``, spelled out attribute by attribute."""
+    if group in ('upconv1', 'upconv2', 'conv_hr'):
+        return [getattr(net, f'{group}_scale')]
+    branch, *rest = group.split('.')
+    trunk = getattr(net, f'{branch}_trunk')
+    if rest == ['hidden']:  # the hidden channels are written by the input conv and by every residual block
+        return [trunk.hidden_scale] + [block.out_scale for block in trunk.blocks]
+    return [getattr(trunk.blocks[int(rest[0])], f'{rest[1]}_scale')]
+
+
+@pytest.mark.parametrize('bidirectional', [True, False])
+def test_factor_sizes_name_every_scaling_factor(bidirectional):
+    net = _net(upsample_feat=12, bidirectional=bidirectional)
+    assert net.factor_sizes() == {name: p.numel() for name, p in net.named_parameters() if name.endswith('_scale')}
+    assert len(net.factor_sizes()) == len(net.prunable_groups())  # one factor per group
+    assert net.factor_sizes()['upconv2_scale'] == 12 and net.factor_sizes()['forward_trunk.blocks.1.in_scale'] == 8
+
+
+@pytest.mark.parametrize('method', ['ssl', 'assl'])
+def test_zeroing_and_factor_means_act_on_exactly_the_planned_units(method):
     net = _net()
-    pruner = StructuredPruner(PruningConfig(ratio=0.5))
+    pruner = StructuredPruner(PruningConfig(method=method, ratio=0.5))
     plan = pruner.select(net)
+    factors = {name: p for name, p in net.named_parameters() if name.endswith('_scale')}
+    generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        for factor_name, size in net.factor_sizes().items():
-            net.get_parameter(factor_name).fill_(1.0)
-        net.zero_pruned_factors(plan)
+        for factor in factors.values():  # distinct values, none of them 0 or 1
+            factor.copy_(torch.rand(factor.shape, generator=generator) + 0.5)
+    before = {name: factor.detach().clone() for name, factor in factors.items()}
+    name_of = {id(factor): name for name, factor in factors.items()}
+    expected = {name: value.clone() for name, value in before.items()}
+    pruned_values, kept_values = [], []
+    for group, size in pruner.groups(net).items():
+        kept = list(plan.kept.get(group, range(size)))
+        pruned = [i for i in range(size) if i not in kept]
+        for factor in _factors_by_hand(net, group):
+            name = name_of[id(factor)]
+            pruned_values += before[name][pruned].tolist()
+            kept_values += before[name][kept].tolist()
+            expected[name][pruned] = 0
+    assert pruned_values and kept_values
+    expected_kept_mean = sum(kept_values) / len(kept_values)
+
     means = pruner.factor_means(net, plan)
-    assert means == {'pruned': 0.0, 'kept': 1.0}
+    assert means['pruned'] == pytest.approx(sum(pruned_values) / len(pruned_values))
+    assert means['kept'] == pytest.approx(expected_kept_mean)
+
+    net.zero_pruned_factors(plan)
+    for name, factor in factors.items():
+        assert torch.equal(factor.detach(), expected[name]), name
+    means = pruner.factor_means(net, plan)
+    assert means['pruned'] == 0.0 and means['kept'] == pytest.approx(expected_kept_mean)
 
 
 # ------------------------------------------------------------------------------------------- config

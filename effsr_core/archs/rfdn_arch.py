@@ -84,7 +84,7 @@ class RFDB(nn.Module):
         return self.esa(self.c5(torch.cat(distilled, dim=1)))
 
 
-@register('arch')
+@register('arch', example={'kwargs': {'num_feat': 8, 'num_blocks': 2}, 'input': (1, 3, 16, 16)})
 class RFDN(nn.Module):
     """Residual Feature Distillation Network (Liu et al., AIM 2020), the NTIRE efficient-SR baseline.
 

@@ -1,8 +1,7 @@
 """Build the network described by a BasicSR options YAML or an MMagic / mmengine python config, and load weights.
 
-BasicSR: ``network_g`` is built through ``basicsr.utils.registry.ARCH_REGISTRY`` (BasicSR's archs and the plugins'
-published by ``effsr_core.frameworks.basicsr_plugins.register_all``). MMagic: ``model.generator`` is built through
-``mmagic.registry.MODELS`` after ``effsr_core.frameworks.mmagic_plugins`` is imported. Weights are loaded with
+BasicSR: ``network_g`` is built by ``effsr_core.basicsr.build`` (BasicSR's archs and every plugin's). MMagic:
+``model.generator`` is built by ``effsr_core.mmagic.build``. Weights are loaded with
 ``load_state_dict(strict=True)`` because some networks rebuild themselves from their state dict (e.g. a pruned
 network whose channel plan is stored as extra state): count them only after loading.
 """
@@ -15,11 +14,10 @@ import yaml
 from torch import nn
 
 from effsr_core.checkpoints import CheckpointError, read_generator_state
+from effsr_core.options import OptionError
 
 PYTHON_CONFIG_SUFFIX = '.py'
 YAML_SUFFIXES = ('.yml', '.yaml')
-#: MMagic model types (besides those containing 'VSR') whose generator takes (b, t, c, h, w) input.
-MMAGIC_VIDEO_MODEL_TYPES = ('EDVR', 'TDAN')
 
 
 class ModelBuildError(ValueError):
@@ -38,12 +36,9 @@ def _read_options(path: str | Path) -> tuple[str, Any]:
             raise ModelBuildError(f'{path}: a BasicSR options file needs a "network_g" mapping with a "type".')
         return 'basicsr', options
     if path.suffix == PYTHON_CONFIG_SUFFIX:
-        from effsr_core import compat
+        from effsr_core.mmagic.build import read_config
 
-        compat.install()
-        from mmengine.config import Config
-
-        config = Config.fromfile(str(path))
+        config = read_config(path)
         if not isinstance(config.get('model'), dict) or not isinstance(config.model.get('generator'), dict):
             raise ModelBuildError(f'{path}: an MMagic config needs "model.generator" with a "type".')
         return 'mmagic', config
@@ -54,9 +49,7 @@ def _read_options(path: str | Path) -> tuple[str, Any]:
 def is_video_options(path: str | Path) -> bool:
     """Whether the options describe a video model taking (b, t, c, h, w) input.
 
-    Rule: a BasicSR ``model_type`` whose class derives from BasicSR's ``VideoBaseModel`` (VideoRecurrentModel,
-    the SSL pruning model, ...); an MMagic ``model.type`` containing 'VSR' (BasicVSR, SSLPruningVSR, ...) or listed
-    in ``MMAGIC_VIDEO_MODEL_TYPES``.
+    Rule: see ``is_video_model`` in ``effsr_core.basicsr.build`` and ``effsr_core.mmagic.build``.
 
     Args:
         path: BasicSR options YAML or MMagic python config.
@@ -65,46 +58,16 @@ def is_video_options(path: str | Path) -> bool:
         True for a video model.
     """
     framework, options = _read_options(path)
+    return _toolbox(framework).is_video_model(options)
+
+
+def _toolbox(framework: str):
+    """The build module of one toolbox (importing it registers every plugin there)."""
     if framework == 'basicsr':
-        from effsr_core.frameworks.basicsr_plugins import register_all
-
-        register_all()
-        from basicsr.models.video_base_model import VideoBaseModel
-        from basicsr.utils.registry import MODEL_REGISTRY
-
-        model_type = options.get('model_type', 'SRModel')
-        return model_type in MODEL_REGISTRY and issubclass(MODEL_REGISTRY.get(model_type), VideoBaseModel)
-    model_type = str(options.model.get('type', ''))
-    return 'VSR' in model_type or model_type in MMAGIC_VIDEO_MODEL_TYPES
-
-
-def _build_basicsr(arch_options: dict[str, Any]) -> nn.Module:
-    from effsr_core.frameworks.basicsr_plugins import register_all
-
-    register_all()
-    import basicsr.archs  # noqa: F401  (importing it registers BasicSR's own architectures)
-    from basicsr.utils.registry import ARCH_REGISTRY
-
-    kwargs = dict(arch_options)
-    arch_type = kwargs.pop('type', None)
-    if arch_type not in ARCH_REGISTRY:
-        raise ModelBuildError(f'Unknown BasicSR arch {arch_type!r} in network_g.type.')
-    try:
-        return ARCH_REGISTRY.get(arch_type)(**kwargs)
-    except TypeError as error:
-        raise ModelBuildError(f'network_g does not fit {arch_type}: {error}') from error
-
-
-def _build_mmagic(generator_config: dict[str, Any]) -> nn.Module:
-    import effsr_core.frameworks.mmagic_plugins  # noqa: F401  (importing it registers the plugins in MMagic)
-    from mmengine.registry import init_default_scope
-    from mmagic.registry import MODELS
-
-    init_default_scope('mmagic')
-    generator_type = generator_config.get('type')
-    if not isinstance(generator_type, str) or MODELS.get(generator_type) is None:
-        raise ModelBuildError(f'Unknown MMagic model {generator_type!r} in model.generator.type.')
-    return MODELS.build(generator_config)
+        from effsr_core.basicsr import build
+    else:
+        from effsr_core.mmagic import build
+    return build
 
 
 def load_checkpoint(model: nn.Module, path: str | Path, param_key: str | None = None) -> None:
@@ -139,10 +102,13 @@ def build_model_from_options(path: str | Path, checkpoint: str | Path | None = N
         The network in eval mode, on the CPU.
     """
     framework, options = _read_options(path)
-    if framework == 'basicsr':
-        model = _build_basicsr(options['network_g'])
-    else:
-        model = _build_mmagic(options.model.generator)
+    try:
+        if framework == 'basicsr':
+            model = _toolbox(framework).build_network(options['network_g'])
+        else:
+            model = _toolbox(framework).build_generator(options.model.generator)
+    except OptionError as error:
+        raise ModelBuildError(str(error)) from error
     if checkpoint is not None:
         load_checkpoint(model, checkpoint, param_key)
     return model.eval()

@@ -14,6 +14,9 @@ state dict rebuilds the matching network, so a checkpoint alone restores the com
 Prunable groups (``prunable_groups()``), named ``<branch>.<block>.{in,mid,out}``, ``<branch>.hidden``
 (channels of the recurrent state, used by the aligned ASSL baseline), ``upconv1``, ``upconv2`` (pixel-shuffle
 groups) and ``conv_hr``. SpyNet, the input convs' RGB part, the 1x1 fusion conv and ``conv_last`` are never pruned.
+
+The RSC channel ops live in ``rsc``; the kept-channel layout of a plan and the compact builder in
+``ssl_basicvsr_compact``.
 """
 from __future__ import annotations
 
@@ -24,10 +27,13 @@ from torch.nn import functional as F
 from effsr_core.checkpoints import read_generator_state
 from effsr_core.registry import register
 from ssl_plugin.archs import checkpoint_mapping
+from ssl_plugin.archs.rsc import add_to_channels, gather_channels
 from ssl_plugin.archs.spynet import SpyNet, flow_warp
+from ssl_plugin.archs.ssl_basicvsr_compact import (PS_GROUP, BlockLayout, branch_names, build_compact,
+                                                   compact_layout)
 from ssl_plugin.pruning.plan import PruningPlan, decode_state, encode_state
 
-PS_GROUP = 4  # filters per PixelShuffle(2) output channel
+UPSAMPLER_GROUPS = ('upconv1', 'upconv2', 'conv_hr')
 
 
 def _ones(n: int) -> nn.Parameter:
@@ -44,47 +50,15 @@ def _index_buffer(module: nn.Module, name: str, indices: list[int] | None, full:
     module.register_buffer(name, value, persistent=False)
 
 
-def _channel_rows(index: torch.Tensor, batch: int, channels: int) -> torch.Tensor:
-    """Rows of a contiguous (b, c, h, w) tensor viewed as (b*c, h*w) that hold channels ``index`` of every sample."""
-    if batch == 1:
-        return index
-    return (index + channels * torch.arange(batch, device=index.device).view(-1, 1)).flatten()
-
-
-def _is_channels_last(x: torch.Tensor) -> bool:
-    return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-
-
-def gather_channels(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``x[:, index]`` as whole-plane row copies (NCHW) or per-pixel gathers (channels-last): both ~10x faster on
-    CPU than ``index_select(1, ...)``, which walks the 4-D tensor element by element."""
-    b, c, h, w = x.shape
-    k = index.numel()
-    if x.is_contiguous():
-        return x.reshape(b * c, h * w).index_select(0, _channel_rows(index, b, c)).view(b, k, h, w)
-    if _is_channels_last(x):
-        return x.permute(0, 2, 3, 1).reshape(-1, c).index_select(1, index).view(b, h, w, k).permute(0, 3, 1, 2)
-    return x.index_select(1, index)
-
-
-def add_to_channels(x: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """``x`` with ``values`` added to channels ``index`` (RSC Eq. 4).
-
-    Out of place while autograd records (training stays correct); in place on ``x`` under ``torch.no_grad``
-    (inference), which saves a full copy of the hidden state per residual block.
-    """
-    b, c, h, w = x.shape
-    inplace = not torch.is_grad_enabled()
-    if x.is_contiguous() and values.is_contiguous():
-        flat, dim, rows, source = x.view(b * c, h * w), 0, _channel_rows(index, b, c), values.reshape(-1, h * w)
-        unflatten = lambda y: y.view(b, c, h, w)  # noqa: E731
-    elif _is_channels_last(x) and _is_channels_last(values):
-        flat, dim, rows = x.permute(0, 2, 3, 1).view(-1, c), 1, index
-        source = values.permute(0, 2, 3, 1).reshape(-1, index.numel())
-        unflatten = lambda y: y.view(b, h, w, c).permute(0, 3, 1, 2)  # noqa: E731
-    else:
-        return x.index_add_(1, index, values) if inplace else x.index_add(1, index, values)
-    return unflatten(flat.index_add_(dim, rows, source) if inplace else flat.index_add(dim, rows, source))
+def factor_name(group: str) -> str:
+    """State-dict name of the scaling factor of prunable group ``group`` (see ``SSLBasicVSR.prunable_groups``)."""
+    if group in UPSAMPLER_GROUPS:
+        return f'{group}_scale'
+    branch, *rest = group.split('.')
+    if rest == ['hidden']:
+        return f'{branch}_trunk.hidden_scale'
+    block, kind = rest
+    return f'{branch}_trunk.blocks.{block}.{kind}_scale'
 
 
 class ResidualBlock(nn.Module):
@@ -98,7 +72,7 @@ class ResidualBlock(nn.Module):
         kept: compact form only: (in, mid, out) kept indices; ``in``/``out`` index the hidden state.
     """
 
-    def __init__(self, channels: int, kept: tuple[list[int], list[int], list[int]] | None = None):
+    def __init__(self, channels: int, kept: BlockLayout | tuple[list[int], list[int], list[int]] | None = None):
         super().__init__()
         self.dense = kept is None
         kept_in, kept_mid, kept_out = kept or (range(channels),) * 3
@@ -126,7 +100,7 @@ class Trunk(nn.Module):
     """One propagation branch: conv3x3 (RGB + hidden → hidden) + LeakyReLU(0.1) + residual blocks."""
 
     def __init__(self, num_feat: int, num_block: int, width: int | None = None,
-                 block_kept: list[tuple[list[int], list[int], list[int]]] | None = None):
+                 block_kept: list[BlockLayout] | None = None):
         super().__init__()
         self.dense = block_kept is None
         width = num_feat if width is None else width
@@ -148,7 +122,7 @@ class Trunk(nn.Module):
         return h
 
 
-@register('arch')
+@register('arch', example={'kwargs': {'num_feat': 4, 'num_block': 1, 'upsample_feat': 4}, 'input': (1, 2, 3, 16, 16)})
 class SSLBasicVSR(nn.Module):
     """BasicVSR (bidirectional) or BasicVSR-uni (forward branch only) for SSL structured pruning, x4.
 
@@ -181,7 +155,7 @@ class SSLBasicVSR(nn.Module):
     # ------------------------------------------------------------------------------------------ structure
     @property
     def branches(self) -> tuple[str, ...]:
-        return ('backward', 'forward') if self.config['bidirectional'] else ('forward',)
+        return branch_names(self.config['bidirectional'])
 
     @property
     def plan(self) -> PruningPlan | None:
@@ -209,29 +183,23 @@ class SSLBasicVSR(nn.Module):
             self.pending_plan = None
         self._plan = plan
         num_feat, num_block, up_feat = (self.config[k] for k in ('num_feat', 'num_block', 'upsample_feat'))
-        kept = (lambda name, size: plan.kept_indices(name, size)) if plan is not None else None
+        layout = None if plan is None else compact_layout(self.config, plan)
         widths = {}
         for branch in ('backward', 'forward'):
             if branch not in self.branches:
                 setattr(self, f'{branch}_trunk', None)
                 continue
-            if plan is None:
+            if layout is None:
                 trunk = Trunk(num_feat, num_block)
             else:
-                hidden = kept(f'{branch}.hidden', num_feat)
-                position = {channel: i for i, channel in enumerate(hidden)}
-                block_kept = []
-                for j in range(num_block):
-                    kept_in = [position[c] for c in kept(f'{branch}.{j}.in', num_feat) if c in position]
-                    kept_out = [position[c] for c in kept(f'{branch}.{j}.out', num_feat) if c in position]
-                    block_kept.append((kept_in, kept(f'{branch}.{j}.mid', num_feat), kept_out))
-                trunk = Trunk(num_feat, num_block, len(hidden), block_kept)
+                kept = layout.branches[branch]
+                trunk = Trunk(num_feat, num_block, len(kept.hidden), kept.local_blocks())
             setattr(self, f'{branch}_trunk', trunk)
             widths[branch] = trunk.width
         fused = sum(widths.values())
-        n_up1 = num_feat if plan is None else len(kept('upconv1', num_feat))
-        n_up2 = up_feat if plan is None else len(kept('upconv2', up_feat))
-        n_hr = up_feat if plan is None else len(kept('conv_hr', up_feat))
+        n_up1 = num_feat if layout is None else len(layout.upconv1)
+        n_up2 = up_feat if layout is None else len(layout.upconv2)
+        n_hr = up_feat if layout is None else len(layout.conv_hr)
         self.fusion = nn.Conv2d(fused, num_feat, 1, 1, 0)
         self.upconv1 = nn.Conv2d(num_feat, n_up1 * PS_GROUP, 3, 1, 1)
         self.upconv2 = nn.Conv2d(n_up1, n_up2 * PS_GROUP, 3, 1, 1)
@@ -307,20 +275,20 @@ class SSLBasicVSR(nn.Module):
 
     # ------------------------------------------------------------------------------------------ pruning
     def factor_sizes(self) -> dict[str, int]:
-        """State-dict names and sizes of all scaling factors of the dense network."""
-        num_feat, up_feat = self.config['num_feat'], self.config['upsample_feat']
-        sizes = {}
-        for branch in self.branches:
-            sizes[f'{branch}_trunk.hidden_scale'] = num_feat
-            for j in range(self.config['num_block']):
-                for kind in ('in', 'mid', 'out'):
-                    sizes[f'{branch}_trunk.blocks.{j}.{kind}_scale'] = num_feat
-        sizes.update(upconv1_scale=num_feat, upconv2_scale=up_feat, conv_hr_scale=up_feat)
-        return sizes
+        """State-dict names and sizes of all scaling factors of the dense network (one per prunable group)."""
+        return {factor_name(group): size for group, size in self.prunable_groups().items()}
 
     def _require_dense(self, action: str) -> None:
         if self._plan is not None:
             raise RuntimeError(f'{action} needs the dense network (with scaling factors); this one is compact.')
+
+    def _group_factors(self, name: str) -> list[nn.Parameter]:
+        """The factors that carry the units of group ``name``: its own one and, for ``hidden`` (channels shared by
+        the input conv and every residual add of the branch), every residual block's output factor."""
+        factors = [self.get_parameter(factor_name(name))]
+        if name.endswith('.hidden'):
+            factors += [block.out_scale for block in self._group_layer(name)[0].blocks]
+        return factors
 
     def _group_layer(self, name: str):
         """(trunk, block or None, kind) for a group name such as ``forward.3.mid`` or ``backward.hidden``."""
@@ -333,13 +301,7 @@ class SSLBasicVSR(nn.Module):
     def unit_factors(self, name: str, indices: torch.Tensor) -> list[torch.Tensor]:
         """The scaling factors that carry units ``indices`` of group ``name`` (differentiable)."""
         self._require_dense('unit_factors')
-        if name in ('upconv1', 'upconv2', 'conv_hr'):
-            return [getattr(self, f'{name}_scale').index_select(0, indices)]
-        trunk, block, kind = self._group_layer(name)
-        if kind == 'hidden':  # channels shared by the input conv and every residual add of the branch
-            return [trunk.hidden_scale.index_select(0, indices)] + [
-                b.out_scale.index_select(0, indices) for b in trunk.blocks]
-        return [getattr(block, f'{kind}_scale').index_select(0, indices)]
+        return [factor.index_select(0, indices) for factor in self._group_factors(name)]
 
     @torch.no_grad()
     def unit_importance(self, name: str, group_score: str = 'sum') -> torch.Tensor:
@@ -351,7 +313,7 @@ class SSLBasicVSR(nn.Module):
         filter plus every residual block's last filter.
         """
         self._require_dense('unit_importance')
-        if name in ('upconv1', 'upconv2', 'conv_hr'):
+        if name in UPSAMPLER_GROUPS:
             conv, scale = getattr(self, name), getattr(self, f'{name}_scale')
             if name != 'conv_hr':
                 scale = scale.repeat_interleave(PS_GROUP)
@@ -379,52 +341,15 @@ class SSLBasicVSR(nn.Module):
         groups = self.prunable_groups()
         for name in plan.kept:
             pruned = torch.tensor(plan.pruned_indices(name, groups[name]), dtype=torch.long)
-            if name in ('upconv1', 'upconv2', 'conv_hr'):
-                getattr(self, f'{name}_scale')[pruned] = 0
-                continue
-            trunk, block, kind = self._group_layer(name)
-            targets = [trunk.hidden_scale] + [b.out_scale for b in trunk.blocks] if kind == 'hidden' else \
-                [getattr(block, f'{kind}_scale')]
-            for factor in targets:
+            for factor in self._group_factors(name):
                 factor[pruned] = 0
 
-    @torch.no_grad()
     def pruned(self, plan: PruningPlan | dict) -> 'SSLBasicVSR':
         """A new compact network that physically drops the units ``plan`` prunes, factors folded into weights.
 
-        Its output equals this network's output with the pruned factors set to 0.
+        Its output equals this network's output with the pruned factors set to 0 (see ``build_compact``).
         """
-        self._require_dense('pruned')
-        plan = PruningPlan.coerce(plan)
-        compact = SSLBasicVSR(**self.config, plan=plan).to(self.spynet.mean.device)
-        compact.spynet.load_state_dict(self.spynet.state_dict())
-        num_feat, up_feat = self.config['num_feat'], self.config['upsample_feat']
-        fusion_cols = []
-        for offset, branch in enumerate(self.branches):
-            src, dst = getattr(self, f'{branch}_trunk'), getattr(compact, f'{branch}_trunk')
-            hidden = plan.kept_indices(f'{branch}.hidden', num_feat)
-            in_hidden = set(hidden)
-            fusion_cols += [offset * num_feat + c for c in hidden]
-            _copy_conv(dst.conv_in, src.conv_in, rows=hidden, cols=[0, 1, 2] + [3 + c for c in hidden],
-                       row_scale=src.hidden_scale)
-            for j, (s_block, d_block) in enumerate(zip(src.blocks, dst.blocks)):
-                kept_in = [c for c in plan.kept_indices(f'{branch}.{j}.in', num_feat) if c in in_hidden]
-                kept_mid = plan.kept_indices(f'{branch}.{j}.mid', num_feat)
-                kept_out = [c for c in plan.kept_indices(f'{branch}.{j}.out', num_feat) if c in in_hidden]
-                _copy_conv(d_block.conv1, s_block.conv1, rows=kept_mid, cols=kept_in,
-                           row_scale=s_block.mid_scale, col_scale=s_block.in_scale)
-                _copy_conv(d_block.conv2, s_block.conv2, rows=kept_out, cols=kept_mid, row_scale=s_block.out_scale)
-        kept_up1 = plan.kept_indices('upconv1', num_feat)
-        kept_up2 = plan.kept_indices('upconv2', up_feat)
-        kept_hr = plan.kept_indices('conv_hr', up_feat)
-        _copy_conv(compact.fusion, self.fusion, rows=list(range(num_feat)), cols=fusion_cols)
-        _copy_conv(compact.upconv1, self.upconv1, rows=_ps_rows(kept_up1), cols=list(range(num_feat)),
-                   row_scale=self.upconv1_scale.repeat_interleave(PS_GROUP))
-        _copy_conv(compact.upconv2, self.upconv2, rows=_ps_rows(kept_up2), cols=kept_up1,
-                   row_scale=self.upconv2_scale.repeat_interleave(PS_GROUP))
-        _copy_conv(compact.conv_hr, self.conv_hr, rows=kept_hr, cols=kept_up2, row_scale=self.conv_hr_scale)
-        _copy_conv(compact.conv_last, self.conv_last, rows=[0, 1, 2], cols=kept_hr)
-        return compact
+        return build_compact(self, plan)
 
     # ------------------------------------------------------------------------------------------ state
     def get_extra_state(self) -> torch.Tensor:
@@ -449,24 +374,3 @@ class SSLBasicVSR(nn.Module):
             device = self.spynet.mean.device
             self._build(plan)
             self.to(device)
-
-
-def _ps_rows(groups: list[int]) -> list[int]:
-    return [PS_GROUP * g + r for g in groups for r in range(PS_GROUP)]
-
-
-def _copy_conv(dst: nn.Conv2d, src: nn.Conv2d, rows: list[int], cols: list[int],
-               row_scale: torch.Tensor | None = None, col_scale: torch.Tensor | None = None) -> None:
-    """dst = src restricted to output ``rows`` and input ``cols``, with output/input factors folded in."""
-    rows_t = torch.tensor(rows, dtype=torch.long, device=src.weight.device)
-    cols_t = torch.tensor(cols, dtype=torch.long, device=src.weight.device)
-    weight = src.weight.index_select(0, rows_t).index_select(1, cols_t)
-    bias = src.bias.index_select(0, rows_t)
-    if row_scale is not None:
-        scale = row_scale.index_select(0, rows_t)
-        weight = weight * scale.view(-1, 1, 1, 1)
-        bias = bias * scale
-    if col_scale is not None:
-        weight = weight * col_scale.index_select(0, cols_t).view(1, -1, 1, 1)
-    dst.weight.copy_(weight)
-    dst.bias.copy_(bias)

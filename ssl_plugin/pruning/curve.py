@@ -4,11 +4,7 @@ from __future__ import annotations
 import csv
 import os
 
-
-def _is_main_process() -> bool:
-    import torch.distributed as dist
-
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+from effsr_core.distributed import is_main_process
 
 
 class FactorCurve:
@@ -23,7 +19,7 @@ class FactorCurve:
         self.csv_path = csv_path
 
     def record(self, iteration: int, alpha: float, gamma_pruned: float, gamma_kept: float) -> None:
-        if not _is_main_process():
+        if not is_main_process():
             return
         new_file = not os.path.exists(self.csv_path)
         os.makedirs(os.path.dirname(self.csv_path) or '.', exist_ok=True)
@@ -43,7 +39,7 @@ class FactorCurve:
     def save_plot(self, png_path: str | None = None) -> str | None:
         """Plot the recorded curve next to the CSV (or at ``png_path``); returns the path, or None if empty."""
         rows = self.rows()
-        if not rows or not _is_main_process():
+        if not rows or not is_main_process():
             return None
         import matplotlib
 

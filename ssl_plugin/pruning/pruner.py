@@ -18,6 +18,8 @@ from typing import Any, Mapping
 
 import torch
 
+from effsr_core.distributed import broadcast_from_main
+from effsr_core.options import check_keys
 from ssl_plugin.pruning.plan import PruningPlan
 from ssl_plugin.pruning.regularization import GrowingRegularization, sparsity_loss
 from ssl_plugin.pruning.selection import SELECTIONS, check_ratio, select_kept
@@ -33,12 +35,6 @@ UPSAMPLER_GROUPS = ('upconv1', 'upconv2', 'conv_hr')
 #: pruning unit to evaluate their importance") or its mean per filter (``mean``: comparable with single filters in a
 #: global ranking, where ``sum`` makes a unit ~4x as important and Min-Global then rarely prunes the upsampler).
 GROUP_SCORES = ('sum', 'mean')
-
-
-def _check_keys(option: str, given: Mapping[str, Any], allowed) -> None:
-    unknown = sorted(set(given) - set(allowed))
-    if unknown:
-        raise ValueError(f'{option}: unknown key(s) {", ".join(unknown)}; allowed: {", ".join(sorted(allowed))}.')
 
 
 @dataclass(frozen=True)
@@ -72,9 +68,9 @@ class PruningConfig:
     @classmethod
     def from_options(cls, options: Mapping[str, Any] | None) -> 'PruningConfig':
         options = dict(options or {})
-        _check_keys('pruning', options, [f.name for f in fields(cls)])
+        check_keys('pruning', options, [f.name for f in fields(cls)])
         reg = options.pop('regularization', None) or {}
-        _check_keys('pruning.regularization', reg, [f.name for f in fields(GrowingRegularization)])
+        check_keys('pruning.regularization', reg, [f.name for f in fields(GrowingRegularization)])
         return cls(regularization=GrowingRegularization(**reg), **options)
 
     @property
@@ -154,10 +150,4 @@ class StructuredPruner:
 
 def broadcast_plan(plan: PruningPlan) -> PruningPlan:
     """Under torch.distributed, every rank takes rank 0's plan, so all ranks prune identically."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return plan
-    payload = [plan.to_dict() if dist.get_rank() == 0 else None]
-    dist.broadcast_object_list(payload, src=0)
-    return PruningPlan.from_dict(payload[0])
+    return PruningPlan.from_dict(broadcast_from_main(plan.to_dict()))

@@ -2,7 +2,7 @@
 # pipelines, evaluator, loops and runtime. Make the data first: python -m effsr_core.data.make_offline_data
 _base_ = ['mmagic::_base_/default_runtime.py']
 
-custom_imports = dict(imports=['effsr_core.frameworks.mmagic_plugins'], allow_failed_imports=False)
+custom_imports = dict(imports=['effsr_core.mmagic'], allow_failed_imports=False)
 
 scale = 4
 data_root = 'data/offline/video_sr'

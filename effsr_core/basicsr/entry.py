@@ -1,4 +1,4 @@
-"""Shared start of the BasicSR entry points: fixes, plugin registration, options check."""
+"""BasicSR entry points (train, test): fixes, plugin registration, options check, then BasicSR's own pipelines."""
 from __future__ import annotations
 
 import argparse
@@ -28,13 +28,14 @@ def prepare_basicsr(argv: list[str] | None, is_train: bool) -> str:
     """
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
-    from effsr_core.frameworks.basicsr_plugins import register_all
+    from effsr_core.basicsr import register_all
 
     register_all()
     import yaml
     from basicsr.utils.options import ordered_yaml
 
-    from effsr_core.options_check import OptionError, check_basicsr_options
+    from effsr_core.basicsr.options_check import check_basicsr_options
+    from effsr_core.options import OptionError
 
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument('-opt', required=True)
@@ -50,3 +51,19 @@ def prepare_basicsr(argv: list[str] | None, is_train: bool) -> str:
     except (OptionError, KeyError) as error:
         raise SystemExit(f'error in {known.opt}: {error}') from None
     return os.getcwd()
+
+
+def train(argv: list[str] | None = None) -> None:
+    """``python -m effsr_core.train``: check the options, then BasicSR's own ``train_pipeline``."""
+    root_path = prepare_basicsr(argv, is_train=True)
+    from basicsr.train import train_pipeline
+
+    train_pipeline(root_path)
+
+
+def test(argv: list[str] | None = None) -> None:
+    """``python -m effsr_core.test``: check the options, then BasicSR's own ``test_pipeline``."""
+    root_path = prepare_basicsr(argv, is_train=False)
+    from basicsr.test import test_pipeline
+
+    test_pipeline(root_path)

@@ -1,0 +1,27 @@
+"""Publish the core's and every declared plugin's components to BasicSR's registries."""
+from __future__ import annotations
+
+from effsr_core import compat, registry
+from effsr_core.plugins import import_plugins
+
+_done = False
+
+
+def register_all() -> None:
+    """Idempotent: environment fixes, neutral architectures and losses into ``ARCH_REGISTRY`` / ``LOSS_REGISTRY``,
+    then each plugin's ``basicsr`` subpackage (its BasicSR models). LR schedulers and samplers have no BasicSR
+    registry: the plugin models look them up in ``effsr_core.registry`` by name."""
+    global _done
+    if _done:
+        return
+    compat.install()
+    import basicsr.archs  # noqa: F401  (BasicSR's own names first, so that a clash is caught here)
+    import basicsr.losses  # noqa: F401
+    from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY
+
+    import_plugins()
+    for kind, target in (('arch', ARCH_REGISTRY), ('loss', LOSS_REGISTRY)):
+        registry.publish(kind, lambda name, target=target: target.get(name) if name in target else None,
+                         lambda name, cls, target=target: target.register(cls), toolbox='BasicSR')
+    import_plugins(toolbox='basicsr')
+    _done = True
