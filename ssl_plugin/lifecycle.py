@@ -25,6 +25,7 @@ from ssl_plugin.pruning.pruner import PruningConfig, StructuredPruner, broadcast
 
 TEACHER_FILE = 'pruning_start.pth'
 CURVE_FILE = 'pruning_factors.csv'
+Tensors = dict[str, torch.Tensor]
 
 
 def frozen(net: nn.Module) -> nn.Module:
@@ -113,7 +114,7 @@ class SSLPruningLifecycle:
 
     # ------------------------------------------------------------------------------------------ iterations
     def losses(self, net: nn.Module, lqs: torch.Tensor, gt: torch.Tensor, pixel_loss: Callable, iteration: int,
-               forward: Callable | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+               forward: Callable | None = None) -> tuple[torch.Tensor, Tensors, Tensors]:
         """Forward ``net`` (through ``forward``, e.g. its DDP wrapper, when given) and return ``(output, losses,
         scalars)``: losses ``pix``, ``tf`` (fine-tuning with a TF criterion) and ``sir`` (sparsity regularisation),
         to be summed; scalars ``gamma_pruned``, ``gamma_kept`` (mean |γ| of the units to prune / to keep) and

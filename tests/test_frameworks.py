@@ -9,6 +9,7 @@ import yaml
 
 from effsr_core import registry
 
+
 @pytest.fixture(scope='module')
 def registered():
     import effsr_core.basicsr  # noqa: F401
