@@ -6,7 +6,7 @@ Usage::
         [--input-size 3x256x256 | --lr-size 180x320 --frames 10] [--video | --image] [--exclude spynet]
         [--device cpu|cuda] [--runtime-trials 3] [--runtime-repeats 1] [--warmup 1] [--threads N]
         [--skip memory runtime] [--dataset-gt DIR --dataset-lq DIR [--dataset-template {}x4]
-        [--dataset-clips 000 011]] [--crop-border 4] [--test-y-channel] [--json out.json]
+        [--dataset-clips 000 011] [--dataset-frames N]] [--crop-border 4] [--test-y-channel] [--json out.json]
 
 Video models (a BasicSR ``model_type`` deriving from VideoBaseModel, an MMagic ``model.type`` with 'VSR', or
 ``--video``) get a
@@ -141,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     dataset.add_argument('--dataset-template', default='{}x4', metavar='TEMPLATE',
                          help="LQ stem from the GT stem for images (default '{}x4', DIV2K)")
     dataset.add_argument('--dataset-clips', nargs='+', metavar='CLIP', help='video clips (default: all folders)')
+    dataset.add_argument('--dataset-frames', type=parse_positive, metavar='N',
+                         help='first N frames of each video clip (default: all)')
     dataset.add_argument('--crop-border', type=int, default=4, metavar='N',
                          help='border removed before measuring (default 4)')
     dataset.add_argument('--test-y-channel', action='store_true', help='measure on Y of YCbCr instead of RGB')
@@ -175,7 +177,7 @@ def _make_dataset(parser: argparse.ArgumentParser, args: argparse.Namespace, vid
         return None
     try:
         if video:
-            return VideoClipFolders(args.dataset_gt, args.dataset_lq, args.dataset_clips)
+            return VideoClipFolders(args.dataset_gt, args.dataset_lq, args.dataset_clips, args.dataset_frames)
         return PairedImageFolders(args.dataset_gt, args.dataset_lq, args.dataset_template)
     except FileNotFoundError as error:
         parser.error(f'argument --dataset-gt/--dataset-lq: {error}')

@@ -29,6 +29,40 @@ def test_components_are_visible_in_both_toolboxes(registered):
     assert MODEL_REGISTRY.get('SSLPruningModel') and MODELS.get('SSLPruningVSR') and HOOKS.get('SSLPruningHook')
 
 
+def _write_clips(root, clips, frames, size):
+    import cv2
+    import numpy as np
+
+    for clip in clips:
+        (root / clip).mkdir(parents=True)
+        for index in range(frames):
+            cv2.imwrite(str(root / clip / f'{index:08d}.png'), np.full((size, size, 3), index * 10, np.uint8))
+
+
+def test_subset_video_test_dataset_keeps_the_chosen_clips_and_first_frames(tmp_path, registered):
+    """The validation set of the main job's demos: BasicSR's VideoRecurrentTestDataset, one short clip."""
+    from basicsr.data import build_dataset
+
+    _write_clips(tmp_path / 'gt', ('000', '011'), frames=6, size=16)
+    _write_clips(tmp_path / 'lq', ('000', '011'), frames=6, size=4)
+    (tmp_path / 'meta.txt').write_text('000 6 (16,16,3)\n011 6 (16,16,3)\n')
+    opt = dict(name='REDS4', type='VideoRecurrentSubsetTestDataset', dataroot_gt=str(tmp_path / 'gt'),
+               dataroot_lq=str(tmp_path / 'lq'), meta_info_file=str(tmp_path / 'meta.txt'), cache_data=True,
+               io_backend=dict(type='disk'), num_frame=-1, phase='val', scale=4)
+    dataset = build_dataset({**opt, 'clips': ['011'], 'max_frames': 4})
+    assert len(dataset) == 1 and dataset.data_info['folder'] == ['011'] * 4
+    assert dataset.data_info['idx'] == ['0/4', '1/4', '2/4', '3/4']
+    sample = dataset[0]
+    assert sample['folder'] == '011' and sample['lq'].shape == (4, 3, 4, 4) and sample['gt'].shape == (4, 3, 16, 16)
+    assert torch.allclose(sample['gt'][:, 0, 0, 0], torch.tensor([0, 10, 20, 30]) / 255.0)
+    everything = build_dataset(opt)  # without the two keys: BasicSR's dataset, every clip and frame
+    assert len(everything) == 2 and len(everything.data_info['folder']) == 12
+    with pytest.raises(ValueError, match='clips: 020 not in the dataset'):
+        build_dataset({**opt, 'clips': ['020']})
+    with pytest.raises(ValueError, match='max_frames must be a positive integer'):
+        build_dataset({**opt, 'max_frames': 0})
+
+
 def test_registration_is_idempotent_and_refuses_name_clashes(registered):
     from effsr_core.basicsr import register_all as register_basicsr
     from effsr_core.mmagic import register_all as register_mmagic

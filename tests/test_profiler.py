@@ -189,6 +189,7 @@ def test_cli_profiles_and_ranks_models(tmp_path, capsys):
     (['--model', 'no-equals-sign'], 'argument --model: expected NAME=OPTIONS[:CKPT]'),
     (['-opt', 'missing.yml'], 'argument -opt/--options: Options file not found'),
     (['--ckpt', 'a.pth'], 'argument --ckpt: give it once after its -opt/--options'),
+    (['--dataset-frames', '0'], 'argument --dataset-frames: expected a positive integer'),
 ])
 def test_cli_rejects_bad_arguments(arguments, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -280,6 +281,20 @@ class Bicubic(nn.Module):
 
     def forward(self, x):
         return F.interpolate(x, scale_factor=4, mode='bicubic', align_corners=False)
+
+
+def test_video_clip_folders_take_the_first_frames(tmp_path):
+    from effsr_core.profiling import VideoClipFolders
+
+    for kind, size in (('gt', 16), ('lq', 4)):
+        for clip in ('000', '011'):
+            (tmp_path / kind / clip).mkdir(parents=True)
+            for index in range(5):
+                cv2.imwrite(str(tmp_path / kind / clip / f'{index:08d}.png'), np.zeros((size, size, 3), np.uint8))
+    samples = list(VideoClipFolders(tmp_path / 'gt', tmp_path / 'lq', ['011'], max_frames=3))
+    assert [sample.name for sample in samples] == ['011']
+    assert samples[0].lq.shape == (3, 3, 4, 4) and len(samples[0].gt) == 3
+    assert [len(sample.gt) for sample in VideoClipFolders(tmp_path / 'gt', tmp_path / 'lq')] == [5, 5]
 
 
 def test_psnr_ssim_match_basicsr_on_bicubic_upsampling(tmp_path):

@@ -9,7 +9,7 @@ _done = False
 
 def register_all() -> None:
     """Idempotent: environment fixes, neutral architectures and losses into ``ARCH_REGISTRY`` / ``LOSS_REGISTRY``,
-    then each plugin's ``basicsr`` subpackage (its BasicSR models). LR schedulers and samplers have no BasicSR
+    then each plugin's ``basicsr`` subpackage (its BasicSR models) and the core's BasicSR datasets. LR schedulers and samplers have no BasicSR
     registry: the plugin models look them up in ``effsr_core.registry`` by name."""
     global _done
     if _done:
@@ -24,4 +24,5 @@ def register_all() -> None:
         registry.publish(kind, lambda name, target=target: target.get(name) if name in target else None,
                          lambda name, cls, target=target: target.register(cls), toolbox='BasicSR')
     import_plugins(toolbox='basicsr')
+    import effsr_core.basicsr.datasets  # noqa: F401  (the core's own BasicSR dataset)
     _done = True

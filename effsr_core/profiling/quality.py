@@ -113,9 +113,11 @@ class VideoClipFolders:
         gt_root: Folder of ground-truth clip folders.
         lq_root: Folder of low-quality clip folders with the same frame names.
         clips: Clip folder names (default: every folder in ``gt_root``).
+        max_frames: Only the first ``max_frames`` frames of each clip (default: all).
     """
 
-    def __init__(self, gt_root: str | Path, lq_root: str | Path, clips: Sequence[str] | None = None):
+    def __init__(self, gt_root: str | Path, lq_root: str | Path, clips: Sequence[str] | None = None,
+                 max_frames: int | None = None):
         gt_root, lq_root = Path(gt_root), Path(lq_root)
         if not gt_root.is_dir():
             raise FileNotFoundError(f'GT clip root not found: {gt_root}')
@@ -124,7 +126,7 @@ class VideoClipFolders:
             raise FileNotFoundError(f'No clip folders in {gt_root}')
         self.clips = []
         for name in names:
-            gt_frames = _image_files(gt_root / name)
+            gt_frames = _image_files(gt_root / name)[:max_frames]
             lq_frames = [lq_root / name / frame.name for frame in gt_frames]
             missing = [str(frame) for frame in lq_frames if not frame.is_file()]
             if not gt_frames or missing:
