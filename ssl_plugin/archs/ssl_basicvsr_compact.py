@@ -8,15 +8,12 @@ computes what the dense one computes with the pruned factors set to zero, withou
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 import torch
 from torch import nn
 
 from ssl_plugin.pruning.plan import PruningPlan
-
-if TYPE_CHECKING:  # the architecture imports this module
-    from ssl_plugin.archs.ssl_basicvsr_arch import SSLBasicVSR
 
 PS_GROUP = 4  # filters per PixelShuffle(2) output channel: one unit of the upconv1 / upconv2 groups
 
@@ -79,8 +76,9 @@ def compact_layout(config: Mapping[str, Any], plan: PruningPlan) -> CompactLayou
 
 
 @torch.no_grad()
-def build_compact(dense: SSLBasicVSR, plan: PruningPlan | dict) -> SSLBasicVSR:
-    """A new compact network that physically drops the units ``plan`` prunes from ``dense``, factors folded in.
+def build_compact(dense: nn.Module, plan: PruningPlan | dict) -> nn.Module:
+    """A new compact network that physically drops the units ``plan`` prunes from ``dense`` (a dense
+    ``SSLBasicVSR``), factors folded in.
 
     Its output equals ``dense``'s output with the pruned factors set to 0; ``dense`` is left unchanged.
     """
