@@ -19,6 +19,7 @@ def check_basicsr_options(opt: dict, is_train: bool = True, check_paths: bool = 
     model_type = opt.get('model_type', 'SRModel')
     if model_type not in MODEL_REGISTRY:
         raise unknown_choice('model_type', model_type, MODEL_REGISTRY.keys())
+    model_cls = MODEL_REGISTRY.get(model_type)
     for key, value in opt.items():
         if key.startswith('network_') and isinstance(value, Mapping):
             arch = value.get('type')
@@ -36,10 +37,9 @@ def check_basicsr_options(opt: dict, is_train: bool = True, check_paths: bool = 
                 if value['type'] not in LOSS_REGISTRY:
                     raise unknown_choice(f'train.{key}.type', value['type'], LOSS_REGISTRY.keys())
         scheduler = (train.get('scheduler') or {}).get('type')
-        allowed = supported_schedulers(MODEL_REGISTRY.get(model_type))
+        allowed = supported_schedulers(model_cls)
         if scheduler is not None and scheduler not in allowed:
             raise unknown_choice('train.scheduler.type', scheduler, allowed)
-    model_cls = MODEL_REGISTRY.get(model_type)
     if hasattr(model_cls, 'check_options'):
         model_cls.check_options(opt)
 
