@@ -214,3 +214,14 @@ def test_an_mmagic_users_train_script_gets_every_plugin_with_one_import(tmp_path
     result = subprocess.run([sys.executable, 'train.py'], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / 'work' / 'iter_2.pth').is_file()
+
+
+def test_a_component_named_unlike_its_class_is_refused_by_basicsr(tmp_path):
+    renamed = dict(LAB_PLUGIN)
+    renamed['lab_plugin/__init__.py'] = textwrap.dedent(LAB_PLUGIN['lab_plugin/__init__.py']).replace(
+        "@register('arch', example", "@register('arch', name='LabNet', example")
+    site = _install(tmp_path / 'site', renamed)
+    result = _python('import effsr_core.basicsr', tmp_path, pythonpath=site)
+    assert result.returncode != 0
+    assert "lab_plugin.LabUpsampler is registered as 'LabNet'; BasicSR registers classes under their own names" \
+        in result.stderr

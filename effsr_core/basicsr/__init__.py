@@ -1,6 +1,6 @@
 """BasicSR side of the core: publishing every plugin into BasicSR's registries, the options check, the entry
-points, model building for the profiler and a short-validation dataset (``VideoRecurrentSubsetTestDataset``). The only core package (with ``effsr_core.mmagic``) that
-imports BasicSR as a toolbox.
+points, model building for the profiler and a short-validation dataset (``VideoRecurrentSubsetTestDataset``).
+The only core package (with ``effsr_core.mmagic``) that imports BasicSR as a toolbox.
 
 A lab's own BasicSR ``train.py`` (the Real-ESRGAN / HAT pattern) gets every plugin with one line::
 

@@ -7,10 +7,18 @@ from effsr_core.plugins import import_plugins
 _done = False
 
 
+def _named_as_class(name: str, cls: type) -> type:
+    """BasicSR's public ``register`` files a class under its own ``__name__``: a different name cannot reach it."""
+    if name != cls.__name__:
+        raise KeyError(f'{cls.__module__}.{cls.__name__} is registered as {name!r}; BasicSR registers classes under '
+                       'their own names, so name the class as the component.')
+    return cls
+
+
 def register_all() -> None:
     """Idempotent: environment fixes, neutral architectures and losses into ``ARCH_REGISTRY`` / ``LOSS_REGISTRY``,
-    then each plugin's ``basicsr`` subpackage (its BasicSR models) and the core's BasicSR datasets. LR schedulers and samplers have no BasicSR
-    registry: the plugin models look them up in ``effsr_core.registry`` by name."""
+    then each plugin's ``basicsr`` subpackage (its BasicSR models) and the core's BasicSR datasets. LR schedulers
+    and samplers have no BasicSR registry: the plugin models look them up in ``effsr_core.registry`` by name."""
     global _done
     if _done:
         return
@@ -22,7 +30,8 @@ def register_all() -> None:
     import_plugins()
     for kind, target in (('arch', ARCH_REGISTRY), ('loss', LOSS_REGISTRY)):
         registry.publish(kind, lambda name, target=target: target.get(name) if name in target else None,
-                         lambda name, cls, target=target: target.register(cls), toolbox='BasicSR')
+                         lambda name, cls, target=target: target.register(_named_as_class(name, cls)),
+                         toolbox='BasicSR')
     import_plugins(toolbox='basicsr')
     import effsr_core.basicsr.datasets  # noqa: F401  (the core's own BasicSR dataset)
     _done = True
