@@ -26,7 +26,9 @@ PAPER_REG = {'delta': 1.0e-4, 'tau': 0.1, 't1': 5, 't2': 3375}
 REG_ITERS = round(PAPER_REG['tau'] / PAPER_REG['delta']) * PAPER_REG['t1'] + PAPER_REG['t2']  # 8,375
 FINETUNE_ITERS = 300_000
 LITE_FEAT = 32  # BasicVSR-lite: 85 GMACs/frame at 180x320, close to SSL-bi's 92.1 G in the paper
-TF_LOSS_WEIGHT = 1.0  # Temporal Finetuning (Eq. 6) weight next to Charbonnier's 1
+# Temporal Finetuning: the element-mean squared distance of the final hidden states at weight 1 scored best of the TF
+# forms measured (Eq. 6's Frobenius norms at weights 1 / 0.1 / 0.01 / 0.001): benchmarks/results/ssl_quality_tf_*.md
+TF_LOSS = {'type': 'TemporalFinetuneLoss', 'loss_weight': 1.0, 'norm': 'mse'}
 
 # ------------------------------------------------------------------------------------------------ datasets
 DATASETS = {
@@ -135,7 +137,7 @@ def basicsr_train(method: str, direction: str, dataset: str) -> tuple[str, dict]
         **({} if pruning else {'fix_flow': 5000}),
         'flow_lr_mul': 0.125,
         'pixel_opt': {'type': 'CharbonnierLoss', 'loss_weight': 1.0, 'reduction': 'mean'},
-        **({'tf_opt': {'type': 'TemporalFinetuneLoss', 'loss_weight': TF_LOSS_WEIGHT}} if use_tf else {}),
+        **({'tf_opt': dict(TF_LOSS)} if use_tf else {}),
     }
     opt['val'] = {'val_freq': 5000, 'save_img': False, 'metrics': _metrics(y_channel)}
     opt['logger'] = {'print_freq': 100, 'save_checkpoint_freq': 5000, 'use_tb_logger': True,
@@ -241,7 +243,7 @@ def _mmagic_base_method(method: str) -> list[str]:
             f'{MMAGIC_OVERRIDES} = dict(',
             '    model=dict(',
             f'        pruning=dict({pruning_text}){"," if use_tf else "),"}',
-            *([f"        tf_loss=dict(type='TemporalFinetuneLoss', loss_weight={TF_LOSS_WEIGHT})),"] if use_tf else []),
+            *([f"        tf_loss=dict({', '.join(f'{k}={v!r}' for k, v in TF_LOSS.items())})),"] if use_tf else []),
             f'    train_cfg=dict(max_iters={FINETUNE_ITERS + (REG_ITERS if pruning["method"] != "l1_norm" else 0)}))',
             '']
 

@@ -11,7 +11,8 @@ model = dict(
     generator=dict(type='SSLBasicVSR', num_feat=16, num_block=2, spynet_path=None,
                    pretrained='experiments/demo_BasicVSR_tiny_offline/models/net_g_latest.pth'),
     pixel_loss=dict(type='CharbonnierLoss', loss_weight=1.0, reduction='mean'),
-    tf_loss=dict(type='TemporalFinetuneLoss', loss_weight=1.0),
+    # the element-mean squared form: the best TF form measured (benchmarks/results/ssl_quality_tf_*.md)
+    tf_loss=dict(type='TemporalFinetuneLoss', loss_weight=1.0, norm='mse'),
     pruning=dict(method='ssl', ratio=0.5, selection='min_global', round_to=None,
                  regularization=dict(delta=1e-2, tau=0.1, t1=4, t2=20)),  # 60 regularisation iterations
     data_preprocessor=dict(type='DataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.]))

@@ -6,5 +6,5 @@ overrides = dict(
     model=dict(
         pruning=dict(method='ssl', ratio=0.5, selection='min_global', round_to=None, freeze_flow=True,
                      regularization=dict(delta=0.0001, tau=0.1, t1=5, t2=3375)),
-        tf_loss=dict(type='TemporalFinetuneLoss', loss_weight=1.0)),
+        tf_loss=dict(type='TemporalFinetuneLoss', loss_weight=1.0, norm='mse')),
     train_cfg=dict(max_iters=308375))
