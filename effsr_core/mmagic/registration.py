@@ -16,18 +16,16 @@ def register_all() -> None:
 
     import_plugins()
 
-    def existing(target):  # this registry or its mmengine parent (e.g. mmengine's own schedulers)
-        return lambda name: target.get(name)
-
-    def unwrap(target):  # a wrapped scheduler counts as the component it wraps
-        return lambda name: getattr(target.get(name), 'scheduler_cls', target.get(name))
+    def scheduler_in_mmengine(name):  # a wrapped scheduler counts as the component it wraps
+        found = PARAM_SCHEDULERS.get(name)  # (get also searches mmengine's own registries)
+        return getattr(found, 'scheduler_cls', found)
 
     for kind in ('arch', 'loss'):
-        registry.publish(kind, existing(MODELS), lambda name, cls: MODELS.register_module(name=name, module=cls),
+        registry.publish(kind, MODELS.get, lambda name, cls: MODELS.register_module(name=name, module=cls),
                          toolbox='MMagic')
-    registry.publish('lr_scheduler', unwrap(PARAM_SCHEDULERS),
+    registry.publish('lr_scheduler', scheduler_in_mmengine,
                      lambda name, cls: PARAM_SCHEDULERS.register_module(name=name, module=wrap_lr_scheduler(cls)),
                      toolbox='mmengine')
-    registry.publish('sampler', existing(DATA_SAMPLERS),
+    registry.publish('sampler', DATA_SAMPLERS.get,
                      lambda name, cls: DATA_SAMPLERS.register_module(name=name, module=cls), toolbox='mmengine')
     import_plugins(toolbox='mmagic')
