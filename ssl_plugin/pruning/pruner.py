@@ -20,6 +20,7 @@ import torch
 
 from effsr_core.distributed import broadcast_from_main
 from effsr_core.options import check_keys
+from ssl_plugin.archs.ssl_basicvsr_arch import UPSAMPLER_GROUPS
 from ssl_plugin.pruning.plan import PruningPlan
 from ssl_plugin.pruning.regularization import GrowingRegularization, sparsity_loss
 from ssl_plugin.pruning.selection import SELECTIONS, check_ratio, select_kept
@@ -30,7 +31,6 @@ METHODS: dict[str, dict[str, Any]] = {
     'assl': dict(units=('hidden', 'mid', 'upsampler'), selection='min_local', regularize=True),
 }
 UNITS = ('in', 'mid', 'out', 'hidden', 'upsampler')
-UPSAMPLER_GROUPS = ('upconv1', 'upconv2', 'conv_hr')
 #: Score of a 4-filter pixel-shuffle unit: the L1 norm of its 4 filters (``sum``, the paper's "four filters as a
 #: pruning unit to evaluate their importance") or its mean per filter (``mean``: comparable with single filters in a
 #: global ranking, where ``sum`` makes a unit ~4x as important and Min-Global then rarely prunes the upsampler).
