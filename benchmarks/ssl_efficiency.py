@@ -35,7 +35,8 @@ from effsr_core.profiling.report import machine_info
 from effsr_core.profiling.timing import time_forward_ms
 from ssl_plugin.archs import SSLBasicVSR
 from ssl_plugin.pruning.plan import PruningPlan
-from ssl_plugin.pruning.pruner import GROUP_SCORES, PruningConfig, StructuredPruner
+from ssl_plugin.options import GROUP_SCORES
+from ssl_plugin.pruning.pruner import PruningConfig, StructuredPruner
 
 RESULTS = Path(__file__).parent / 'results'
 FORMATS = {'nchw': torch.contiguous_format, 'channels_last': torch.channels_last}

@@ -59,12 +59,7 @@ class SSLPruningLifecycle:
                       names: Mapping[str, str]) -> None:
         """Refuse a run that cannot work, before anything is built; ``names`` maps ``pruning``, ``total_iters``,
         ``tf`` and ``fix_flow`` to the option names of the toolbox (e.g. ``train.total_iter``)."""
-        try:
-            config = PruningConfig.from_options(pruning)
-        except (TypeError, ValueError) as error:
-            message = str(error)
-            raise OptionError(message if message.startswith(names['pruning']) else
-                              f'{names["pruning"]}: {message}') from error
+        config = PruningConfig.from_options(pruning, names['pruning'])
         if total_iters is not None and total_iters < config.prune_iter:
             raise OptionError(f'{names["total_iters"]} ({total_iters}) must exceed the {config.prune_iter - 1} '
                               f'regularisation iterations of {names["pruning"]}.regularization, leaving iterations '

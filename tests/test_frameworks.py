@@ -59,7 +59,7 @@ def test_subset_video_test_dataset_keeps_the_chosen_clips_and_first_frames(tmp_p
     assert len(everything) == 2 and len(everything.data_info['folder']) == 12
     with pytest.raises(ValueError, match='clips: 020 not in the dataset'):
         build_dataset({**opt, 'clips': ['020']})
-    with pytest.raises(ValueError, match='max_frames must be a positive integer'):
+    with pytest.raises(ValueError, match='max_frames: 0 is out of range'):
         build_dataset({**opt, 'max_frames': 0})
 
 

@@ -18,15 +18,25 @@ from basicsr.data.video_test_dataset import VideoRecurrentTestDataset
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import DATASET_REGISTRY
 
+from effsr_core.options import Option, OptionSection
+
+SUBSET_OPTIONS = OptionSection('VideoRecurrentSubsetTestDataset', 'a shorter validation set', (
+    Option('clips', None, 'only these clips of the meta_info file (default: all)', type=str, nullable=True,
+           is_list=True),
+    Option('max_frames', None, 'only the first frames of each clip (default: all)', type=int, minimum=1,
+           nullable=True),
+))
+
 
 @DATASET_REGISTRY.register()
 class VideoRecurrentSubsetTestDataset(VideoRecurrentTestDataset):
     """``VideoRecurrentTestDataset`` restricted to ``clips`` and to the first ``max_frames`` frames of each."""
 
+    extra_options = SUBSET_OPTIONS
+
     def __init__(self, opt):
-        clips, max_frames = opt.get('clips'), opt.get('max_frames')
-        if max_frames is not None and (not isinstance(max_frames, int) or max_frames < 1):
-            raise ValueError(f'max_frames must be a positive integer, got {max_frames!r}.')
+        values = SUBSET_OPTIONS.check({key: opt[key] for key in SUBSET_OPTIONS.names if key in opt}, opt['name'])
+        clips, max_frames = values['clips'], values['max_frames']
         cache_data = opt['cache_data']
         # List the frames only; the kept ones are read below (BasicSR would read every clip).
         super().__init__({**opt, 'cache_data': False})

@@ -5,18 +5,54 @@ import argparse
 import os
 import sys
 
+from effsr_core.options import OptionError, did_you_mean
+
 
 def _apply_force_yml(opt: dict, entries: list[str]) -> None:
-    """Apply ``--force_yml a:b=value`` overrides the way BasicSR's ``parse_options`` does, before checking."""
+    """Apply ``--force_yml a:b=value`` overrides the way BasicSR's ``parse_options`` does, before checking; unlike
+    BasicSR, a key that is not in the file is refused (BasicSR would add it, and nothing would read it)."""
     from basicsr.utils.options import _postprocess_yml_value
 
     for entry in entries:
-        keys, value = (part.strip() for part in entry.split('=', 1))
-        *parents, last = keys.split(':')
+        keys, separator, value = entry.partition('=')
+        if not separator or not keys.strip():
+            raise OptionError(f'--force_yml: {entry!r} is not KEY:SUBKEY=VALUE (e.g. train:ema_decay=0.999).')
+        path = [key.strip() for key in keys.split(':')]
         target = opt
-        for key in parents:
-            target = target[key]
-        target[last] = _postprocess_yml_value(value)
+        for depth, key in enumerate(path):
+            if not isinstance(target, dict) or key not in target:
+                where = ':'.join(path[:depth]) or 'the top level'
+                allowed = list(target) if isinstance(target, dict) else []
+                raise OptionError(f'--force_yml: {":".join(path[:depth + 1])} is not in the options file ({where} '
+                                  f'has {", ".join(map(str, allowed)) or "no keys"}).{did_you_mean([key], allowed)}')
+            if depth < len(path) - 1:
+                target = target[key]
+        target[path[-1]] = _postprocess_yml_value(value.strip())
+
+
+def build_parser(is_train: bool) -> argparse.ArgumentParser:
+    """The command line BasicSR's ``parse_options`` reads, with a help line per option."""
+    command = 'train' if is_train else 'test'
+    example = (f'python -m effsr_core.{command} -opt options/basicsr/ssl/demo_SSL_BasicVSR_tiny_offline.yml'
+               if is_train else
+               'python -m effsr_core.test -opt options/basicsr/ssl/test/test_BasicVSR-bi_REDS4.yml')
+    parser = argparse.ArgumentParser(
+        prog=f'python -m effsr_core.{command}', formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=f'{"Train" if is_train else "Test"} with BasicSR\'s own pipeline, every plugin registered and '
+                    'the options checked first.',
+        epilog=f'example:\n  {example}\n  {example} --force_yml train:total_iter=1000 logger:print_freq=10'
+               + ('\n  torchrun --nproc_per_node=2 -m effsr_core.train -opt X.yml --launcher pytorch' if is_train
+                  else '') + '\n')
+    parser.add_argument('-opt', required=True, metavar='YML', help='the experiment\'s BasicSR options file')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
+                        help='job launcher for distributed runs (default: none, one process)')
+    parser.add_argument('--auto_resume', action='store_true',
+                        help='resume from the newest training state of this experiment, if any')
+    parser.add_argument('--debug', action='store_true', help='BasicSR debug mode (name prefixed with debug_)')
+    parser.add_argument('--local_rank', type=int, default=0, help='set by torch.distributed.launch; do not pass')
+    parser.add_argument('--force_yml', nargs='+', default=[], metavar='KEY:SUBKEY=VALUE',
+                        help='override keys that exist in the options file, e.g. train:ema_decay=0.999')
+    return parser
 
 
 def prepare_basicsr(argv: list[str] | None, is_train: bool) -> str:
@@ -28,6 +64,7 @@ def prepare_basicsr(argv: list[str] | None, is_train: bool) -> str:
     """
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
+    known = build_parser(is_train).parse_args(sys.argv[1:])
     from effsr_core.basicsr import register_all
 
     register_all()
@@ -35,20 +72,20 @@ def prepare_basicsr(argv: list[str] | None, is_train: bool) -> str:
     from basicsr.utils.options import ordered_yaml
 
     from effsr_core.basicsr.options_check import check_basicsr_options
-    from effsr_core.options import OptionError
 
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument('-opt', required=True)
-    parser.add_argument('--force_yml', nargs='+', default=[])
-    known, _ = parser.parse_known_args()
     if not os.path.isfile(known.opt):
         raise SystemExit(f'error: -opt: options file {known.opt!r} does not exist.')
-    with open(known.opt) as f:
-        opt = yaml.load(f, Loader=ordered_yaml()[0])
+    try:
+        with open(known.opt) as f:
+            opt = yaml.load(f, Loader=ordered_yaml()[0])
+    except yaml.YAMLError as error:
+        raise SystemExit(f'error: -opt: {known.opt} is not valid YAML: {" ".join(str(error).split())}') from None
+    if not isinstance(opt, dict):
+        raise SystemExit(f'error: -opt: {known.opt} does not hold a mapping of options.')
     try:
         _apply_force_yml(opt, known.force_yml)
         check_basicsr_options(opt, is_train=is_train)
-    except (OptionError, KeyError) as error:
+    except OptionError as error:
         raise SystemExit(f'error in {known.opt}: {error}') from None
     return os.getcwd()
 

@@ -1,37 +1,107 @@
 """Validate a BasicSR options file before BasicSR runs it, so mistakes fail early with a message that names
-the option and what is allowed (BasicSR itself fails late, deep in a dataloader, or silently falls back)."""
+the option and what is allowed (BasicSR itself fails late, deep in a dataloader, or silently ignores a key).
+
+What a model reads is declared as data: BasicSR's own train keys below (per model class), a plugin model's
+additions in its ``train_options`` and its own top-level sections in ``option_sections`` (``OptionSection``s).
+"""
 from __future__ import annotations
 
+import inspect
 import os.path as osp
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
+from effsr_core.basicsr.dataset_check import check_dataset
 from effsr_core.basicsr.schedulers import supported_schedulers
-from effsr_core.options import OptionError, unknown_choice
+from effsr_core.options import Option, OptionError, OptionSection, check_keys, did_you_mean, unknown_choice
+
+#: Top-level keys BasicSR itself reads (besides ``network_*``).
+BASICSR_TOP_LEVEL = ('name', 'model_type', 'scale', 'num_gpu', 'manual_seed', 'is_train', 'dist', 'rank',
+                     'world_size', 'auto_resume', 'root_path', 'datasets', 'path', 'train', 'val', 'logger',
+                     'dist_params', 'find_unused_parameters')
+
+_NUMBER = dict(type=float)  # BasicSR casts these (``total_iter: !!float 3e5`` is common)
+#: ``train:`` keys read by BasicSR's training loop and by each of its model classes (basicsr 1.4.2).
+BASICSR_TRAIN_OPTIONS: dict[str, tuple[Option, ...]] = {
+    'SRModel': (
+        Option('total_iter', None, 'iterations to train', minimum=1, **_NUMBER),
+        Option('warmup_iter', -1, 'linear warm-up iterations (-1: none)', minimum=-1, **_NUMBER),
+        Option('optim_g', None, 'optimizer of network_g, e.g. {type: Adam, lr: 2.0e-4}', type=dict),
+        Option('scheduler', None, 'LR scheduler, e.g. {type: CosineAnnealingRestartLR, ...}', type=dict,
+               nullable=True),
+        Option('ema_decay', 0.0, 'decay of the EMA copy of network_g (0: none)', minimum=0, maximum=1,
+               exclusive_maximum=True),
+        Option('pixel_opt', None, 'pixel loss, e.g. {type: L1Loss, loss_weight: 1.0}', type=dict, nullable=True),
+        Option('perceptual_opt', None, 'perceptual loss', type=dict, nullable=True),
+    ),
+    'VideoBaseModel': (),
+    'EDVRModel': (
+        Option('dcn_lr_mul', 1.0, 'LR multiplier of the deformable convolutions', minimum=0),
+        Option('tsa_iter', None, 'iterations that train only the TSA module', type=int, minimum=0, nullable=True),
+    ),
+    'VideoRecurrentModel': (
+        Option('fix_flow', None, 'iterations with the optical-flow network frozen', type=int, minimum=0,
+               nullable=True),
+        Option('flow_lr_mul', 1.0, 'LR multiplier of the optical-flow network', minimum=0),
+    ),
+}
+
+
+def train_options(model_cls: type) -> OptionSection | None:
+    """The ``train:`` keys ``model_cls`` reads, when every class it derives from declares them, else None."""
+    from basicsr.models.base_model import BaseModel
+
+    options: list[Option] = []
+    for klass in model_cls.__mro__:
+        if klass is BaseModel or not issubclass(klass, BaseModel):
+            continue
+        if klass.__name__ in BASICSR_TRAIN_OPTIONS and klass.__module__.startswith('basicsr.'):
+            options += BASICSR_TRAIN_OPTIONS[klass.__name__]
+        elif 'train_options' in vars(klass):
+            options += klass.train_options.options
+        else:
+            return None  # a model whose reads are not declared: its unknown keys cannot be told from typos
+    return OptionSection('train', f'train options of {model_cls.__name__}', tuple(options), nullable=False)
+
+
+def plugin_sections() -> dict[str, dict[str, OptionSection]]:
+    """Top-level sections declared by registered BasicSR models: {section: {model_type: declaration}}."""
+    from basicsr.utils.registry import MODEL_REGISTRY
+
+    sections: dict[str, dict[str, OptionSection]] = {}
+    for name in MODEL_REGISTRY.keys():
+        for section in getattr(MODEL_REGISTRY.get(name), 'option_sections', ()):
+            sections.setdefault(section.name, {})[name] = section
+    return sections
 
 
 def check_basicsr_options(opt: dict, is_train: bool = True, check_paths: bool = True) -> None:
-    """Check names against BasicSR's registries, dataset paths, patch size vs scale and plugin sections.
+    """Check names against BasicSR's registries, plugin sections and train keys against their declarations,
+    datasets against the data on disk, metrics against BasicSR's metric functions.
 
-    ``check_paths=False`` skips the existence of dataset and checkpoint paths (to check shipped configs).
+    ``check_paths=False`` skips everything that reads the disk (to check shipped configs).
     """
-    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
+    from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 
     model_type = opt.get('model_type', 'SRModel')
     if model_type not in MODEL_REGISTRY:
         raise unknown_choice('model_type', model_type, MODEL_REGISTRY.keys())
     model_cls = MODEL_REGISTRY.get(model_type)
+    _check_top_level(opt, model_type, model_cls)
     for key, value in opt.items():
         if key.startswith('network_') and isinstance(value, Mapping):
             arch = value.get('type')
             if arch not in ARCH_REGISTRY:
                 raise unknown_choice(f'{key}.type', arch, ARCH_REGISTRY.keys())
     for phase, dataset in (opt.get('datasets') or {}).items():
-        _check_dataset(f'datasets.{phase}', dataset, opt.get('scale'), DATASET_REGISTRY.keys(), check_paths)
+        check_dataset(f'datasets.{phase}', dataset, opt.get('scale'), check_paths)
     for key, value in (opt.get('path') or {}).items():
         if check_paths and key.startswith('pretrain_network_') and value and not osp.isfile(osp.expanduser(value)):
             raise OptionError(f'path.{key}: file {value!r} does not exist.')
     if is_train:
         train = opt.get('train') or {}
+        declared = train_options(model_cls)
+        if declared is not None:
+            declared.check(train, 'train')
         for key, value in train.items():
             if key.endswith('_opt') and isinstance(value, Mapping) and 'type' in value:
                 if value['type'] not in LOSS_REGISTRY:
@@ -40,21 +110,48 @@ def check_basicsr_options(opt: dict, is_train: bool = True, check_paths: bool = 
         allowed = supported_schedulers(model_cls)
         if scheduler is not None and scheduler not in allowed:
             raise unknown_choice('train.scheduler.type', scheduler, allowed)
+    if opt.get('val') is not None:
+        _check_metrics(opt['val'])
     if hasattr(model_cls, 'check_options'):
         model_cls.check_options(opt)
 
 
-def _check_dataset(name: str, dataset: Mapping[str, Any], scale: int | None, registered: Iterable[str],
-                   check_paths: bool) -> None:
-    if dataset.get('type') not in registered:
-        raise unknown_choice(f'{name}.type', dataset.get('type'), registered)
-    for key, value in dataset.items():
-        if check_paths and (key.startswith('dataroot_') or key == 'meta_info_file') and value is not None:
-            if not osp.exists(osp.expanduser(value)):
-                raise OptionError(f'{name}.{key}: path {value!r} does not exist (for the bundled offline data run '
-                                  f'`python -m effsr_core.data.make_offline_data` first).')
-    gt_size = dataset.get('gt_size')
-    scale = dataset.get('scale', scale)
-    if gt_size is not None and scale and gt_size % scale != 0:
-        raise OptionError(f'{name}.gt_size: {gt_size} is not divisible by scale {scale}; '
-                          f'use a multiple of {scale} (e.g. {gt_size - gt_size % scale or scale}).')
+def _check_top_level(opt: Mapping[str, Any], model_type: str, model_cls: type) -> None:
+    """Plugin sections are checked against their declaration; a section no model of this type reads, or a key
+    that looks like a misspelt one, is refused (it would otherwise be silently ignored)."""
+    sections = plugin_sections()
+    own = {section.name: section for section in getattr(model_cls, 'option_sections', ())}
+    known = [*BASICSR_TOP_LEVEL, *sections]
+    for key, value in opt.items():
+        if key in own:
+            own[key].check(value, key)
+        elif key in sections:
+            readers = ', '.join(sections[key])
+            raise OptionError(f'{key}: this section is read by model_type {readers}, not by {model_type}, which '
+                              'would ignore it. Change model_type or remove the section.')
+        elif key not in BASICSR_TOP_LEVEL and not key.startswith('network_'):
+            hint = did_you_mean([key], known)
+            if hint or isinstance(value, Mapping):
+                raise OptionError(f'{key}: unknown top-level key; BasicSR reads {", ".join(BASICSR_TOP_LEVEL)}, '
+                                  f'network_*, and the plugins {", ".join(sections) or "nothing more"}.{hint}')
+
+
+def _check_metrics(val: Mapping[str, Any]) -> None:
+    """Metric functions exist in BasicSR and take the given arguments (else validation fails after inference)."""
+    from basicsr.utils.registry import METRIC_REGISTRY
+
+    for name, metric in (val.get('metrics') or {}).items():
+        option = f'val.metrics.{name}'
+        if not isinstance(metric, Mapping) or 'type' not in metric:
+            raise OptionError(f'{option}: expected a mapping with a type, e.g. {{type: calculate_psnr, '
+                              'crop_border: 4}}.')
+        if metric['type'] not in METRIC_REGISTRY:
+            raise unknown_choice(f'{option}.type', metric['type'], METRIC_REGISTRY.keys())
+        parameters = inspect.signature(METRIC_REGISTRY.get(metric['type'])).parameters
+        named = {name: p for name, p in parameters.items() if name not in ('img', 'img2')
+                 and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)}
+        arguments = {key: value for key, value in metric.items() if key not in ('type', 'better')}
+        check_keys(option, arguments, named)  # BasicSR's metrics take **kwargs: a misspelt argument is ignored
+        missing = [name for name, p in named.items() if p.default is inspect.Parameter.empty and name not in metric]
+        if missing:
+            raise OptionError(f'{option}: {metric["type"]} needs {", ".join(missing)}.')

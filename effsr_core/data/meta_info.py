@@ -23,10 +23,33 @@ def meta_line(name: str, frames: int, shape: Sequence[int]) -> str:
     return f'{name} {frames} ({",".join(str(size) for size in shape)})\n'
 
 
-def folder_lines(gt_root: str | Path, clips: Iterable[str] | None = None) -> list[str]:
-    """One line per clip folder of ``gt_root`` (all of them, or ``clips``), reading the first frame's shape."""
+def image_shape(path: str | Path) -> tuple[int, int, int]:
+    """(h, w, c) of an image file."""
     import cv2
 
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise FileNotFoundError(f'{path}: not a readable image.')
+    return image.shape if image.ndim == 3 else (*image.shape, 1)
+
+
+def read_meta_info(path: str | Path) -> dict[str, tuple[int | None, tuple[int, ...] | None]]:
+    """``{name: (frames or None, (h, w, c) or None)}`` of a BasicSR meta_info file: ``<clip> <frames> (h,w,c)``
+    (video), ``<name> (h,w,c) <compression>`` (LMDB) or ``<name>`` lines."""
+    entries = {}
+    for line in Path(path).read_text().splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        frames = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+        shape = next((tuple(int(v) for v in part.strip('()').split(',') if v) for part in parts[1:]
+                      if part.startswith('(')), None)
+        entries[parts[0]] = (frames, shape)
+    return entries
+
+
+def folder_lines(gt_root: str | Path, clips: Iterable[str] | None = None) -> list[str]:
+    """One line per clip folder of ``gt_root`` (all of them, or ``clips``), reading the first frame's shape."""
     root = Path(gt_root)
     names = sorted(p.name for p in root.iterdir() if p.is_dir()) if clips is None else list(clips)
     lines = []
@@ -34,8 +57,7 @@ def folder_lines(gt_root: str | Path, clips: Iterable[str] | None = None) -> lis
         frames = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not frames:
             raise FileNotFoundError(f'{root / name}: no frames ({", ".join(IMAGE_SUFFIXES)}).')
-        image = cv2.imread(str(frames[0]), cv2.IMREAD_UNCHANGED)
-        lines.append(meta_line(name, len(frames), image.shape if image.ndim == 3 else (*image.shape, 1)))
+        lines.append(meta_line(name, len(frames), image_shape(frames[0])))
     return lines
 
 

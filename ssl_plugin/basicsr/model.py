@@ -25,6 +25,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from effsr_core.basicsr.schedulers import RegisteredSchedulers
 from effsr_core.options import OptionError
 from ssl_plugin.lifecycle import CURVE_FILE, TEACHER_FILE, SSLPruningLifecycle
+from ssl_plugin.options import BASICSR_TRAIN, PRUNING
 
 OPTION_NAMES = {'pruning': 'pruning', 'total_iters': 'train.total_iter', 'tf': 'train.tf_opt',
                 'fix_flow': 'train.fix_flow'}
@@ -33,6 +34,9 @@ OPTION_NAMES = {'pruning': 'pruning', 'total_iters': 'train.total_iter', 'tf': '
 @MODEL_REGISTRY.register()
 class SSLPruningModel(RegisteredSchedulers, VideoRecurrentModel):
     """VideoRecurrentModel that prunes its network with SSL (or the L1-norm / ASSL baselines) while training."""
+
+    option_sections = (PRUNING,)
+    train_options = BASICSR_TRAIN
 
     @classmethod
     def check_options(cls, opt: dict) -> None:
@@ -69,7 +73,8 @@ class SSLPruningModel(RegisteredSchedulers, VideoRecurrentModel):
         step, so short demo schedules raise it to let the regularised factors actually reach zero)."""
         train_opt = self.opt['train']
         base_lr = train_opt['optim_g']['lr']
-        multipliers = {'flow': train_opt.get('flow_lr_mul', 1), 'factor': train_opt.get('factor_lr_mul', 1)}
+        multipliers = {'flow': train_opt.get('flow_lr_mul', 1),
+                       'factor': train_opt.get('factor_lr_mul', BASICSR_TRAIN['factor_lr_mul'].default)}
         groups = {'rest': [], 'flow': [], 'factor': []}
         for name, param in self.net_g.named_parameters():
             kind = 'flow' if 'spynet' in name else 'factor' if name.endswith('_scale') else 'rest'

@@ -13,28 +13,24 @@ Iterations are 1-based as in BasicSR: iterations 1..R regularise (R = ``regulari
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
 import torch
 
 from effsr_core.distributed import broadcast_from_main
-from effsr_core.options import check_keys
 from ssl_plugin.archs.ssl_basicvsr_arch import UPSAMPLER_GROUPS
+from ssl_plugin.options import PRUNING
 from ssl_plugin.pruning.plan import PruningPlan
 from ssl_plugin.pruning.regularization import GrowingRegularization, sparsity_loss
-from ssl_plugin.pruning.selection import SELECTIONS, check_ratio, select_kept
+from ssl_plugin.pruning.selection import select_kept
 
-METHODS: dict[str, dict[str, Any]] = {
+#: What each ``pruning.method`` prunes and how, unless the options say otherwise.
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     'ssl': dict(units=('in', 'mid', 'out', 'upsampler'), selection='min_global', regularize=True),
     'l1_norm': dict(units=('in', 'mid', 'out', 'upsampler'), selection='min_local', regularize=False),
     'assl': dict(units=('hidden', 'mid', 'upsampler'), selection='min_local', regularize=True),
 }
-UNITS = ('in', 'mid', 'out', 'hidden', 'upsampler')
-#: Score of a 4-filter pixel-shuffle unit: the L1 norm of its 4 filters (``sum``, the paper's "four filters as a
-#: pruning unit to evaluate their importance") or its mean per filter (``mean``: comparable with single filters in a
-#: global ranking, where ``sum`` makes a unit ~4x as important and Min-Global then rarely prunes the upsampler).
-GROUP_SCORES = ('sum', 'mean')
 
 
 @dataclass(frozen=True)
@@ -51,31 +47,23 @@ class PruningConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f'pruning.method: {self.method!r} is not one of {", ".join(METHODS)}.')
-        check_ratio(self.ratio)
-        defaults = METHODS[self.method]
-        object.__setattr__(self, 'selection', self.selection or defaults['selection'])
-        object.__setattr__(self, 'units', tuple(self.units or defaults['units']))
-        if self.selection not in SELECTIONS:
-            raise ValueError(f'pruning.selection: {self.selection!r} is not one of {", ".join(SELECTIONS)}.')
-        if self.group_score not in GROUP_SCORES:
-            raise ValueError(f'pruning.group_score: {self.group_score!r} is not one of {", ".join(GROUP_SCORES)}.')
-        for unit in self.units:
-            if unit not in UNITS:
-                raise ValueError(f'pruning.units: {unit!r} is not one of {", ".join(UNITS)}.')
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != 'regularization'}
+        values = PRUNING.check(values | {'regularization': asdict(self.regularization)})
+        defaults = METHOD_DEFAULTS[self.method]
+        object.__setattr__(self, 'selection', values['selection'] or defaults['selection'])
+        object.__setattr__(self, 'units', tuple(values['units'] or defaults['units']))
+        object.__setattr__(self, 'ratio', values['ratio'])
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any] | None) -> 'PruningConfig':
-        options = dict(options or {})
-        check_keys('pruning', options, [f.name for f in fields(cls)])
-        reg = options.pop('regularization', None) or {}
-        check_keys('pruning.regularization', reg, [f.name for f in fields(GrowingRegularization)])
-        return cls(regularization=GrowingRegularization(**reg), **options)
+    def from_options(cls, options: Mapping[str, Any] | None, prefix: str = 'pruning') -> 'PruningConfig':
+        """The config of a ``pruning`` section as written by the user; ``prefix`` is its name in the toolbox
+        (e.g. ``model.pruning``), for the error messages."""
+        values = PRUNING.check(options, prefix)
+        return cls(**(values | {'regularization': GrowingRegularization(**values['regularization'])}))
 
     @property
     def regularize(self) -> bool:
-        return METHODS[self.method]['regularize']
+        return METHOD_DEFAULTS[self.method]['regularize']
 
     @property
     def prune_iter(self) -> int:

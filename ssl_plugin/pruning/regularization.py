@@ -1,9 +1,11 @@
 """Sparsity-inducing regularisation on the scaling factors of the units selected for pruning (SSL Eq. 1)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
+
+from ssl_plugin.options import REGULARIZATION
 
 
 @dataclass(frozen=True)
@@ -17,15 +19,7 @@ class GrowingRegularization:
     t2: int = 3375
 
     def __post_init__(self):
-        for name in ('delta', 'tau'):
-            if not getattr(self, name) > 0:
-                raise ValueError(f'pruning.regularization.{name} must be > 0, got {getattr(self, name)!r}.')
-        for name in ('t1', 't2'):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < (1 if name == 't1' else 0):
-                raise ValueError(f'pruning.regularization.{name} must be a non-negative integer '
-                                 f'({"at least 1" if name == "t1" else "0 allowed"}), got {getattr(self, name)!r}.')
-        if self.delta > self.tau:
-            raise ValueError(f'pruning.regularization.delta ({self.delta}) must not exceed tau ({self.tau}).')
+        REGULARIZATION.check(asdict(self), 'pruning.regularization')
 
     @property
     def growth_steps(self) -> int:

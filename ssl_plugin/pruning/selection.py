@@ -12,7 +12,8 @@ from typing import Mapping
 
 import torch
 
-SELECTIONS = ('min_global', 'max_global', 'min_local', 'max_local', 'random')
+from ssl_plugin.options import SELECTIONS
+
 
 
 def check_ratio(ratio: float, option: str = 'pruning.ratio') -> float:
