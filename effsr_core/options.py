@@ -11,6 +11,7 @@ argument and writes the options table of the docs (``markdown_table``)::
 from __future__ import annotations
 
 import difflib
+import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -42,6 +43,12 @@ def check_keys(option: str, given: Mapping[str, Any], allowed: Iterable[str]) ->
     if unknown:
         raise OptionError(f'{option}: unknown key(s) {", ".join(map(str, unknown))}; allowed: {", ".join(allowed)}.'
                           f'{did_you_mean(unknown, allowed)}')
+
+
+def parameter_names(func: Callable, skip: Iterable[str] = ('self',)) -> list[str]:
+    """Names ``func`` takes as keyword arguments (not ``*args`` / ``**kwargs``), e.g. to check config keys."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [name for name, p in inspect.signature(func).parameters.items() if p.kind in kinds and name not in skip]
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,7 @@ class Option:
         accepted = (int, float) if expected is float else (expected,)
         if isinstance(value, bool) and expected is not bool or not isinstance(value, accepted):
             hint = ' (YAML reads 1e-4 as text: write 1.0e-4, without quotes)' if _is_number_text(value) else ''
-            raise OptionError(f'{option}: {value!r} is a {TYPE_NAMES.get(type(value), type(value).__name__)} value, '
+            raise OptionError(f'{option}: {value!r} has type {TYPE_NAMES.get(type(value), type(value).__name__)}, '
                               f'expected {self.allowed_text()}{hint}.')
         if self.choices is not None and value not in self.choices:
             raise unknown_choice(option, value, [str(c) for c in self.choices if c is not None]) \
@@ -101,12 +108,14 @@ class Option:
         if self.choices is not None:
             text = 'one of ' + ', '.join(repr(c) if isinstance(c, str) else str(c) for c in self.choices
                                          if c is not None)
-        elif self.minimum is not None or self.maximum is not None:
-            low = '-inf' if self.minimum is None else f'{self.minimum:g}'
-            high = 'inf' if self.maximum is None else f'{self.maximum:g}'
-            opening = '(' if self.exclusive_minimum or self.minimum is None else '['
-            closing = ')' if self.exclusive_maximum or self.maximum is None else ']'
-            text = f'{kind} in {opening}{low}, {high}{closing}'
+        elif self.minimum is not None and self.maximum is not None:
+            opening = '(' if self.exclusive_minimum else '['
+            closing = ')' if self.exclusive_maximum else ']'
+            text = f'{kind} in {opening}{self.minimum:g}, {self.maximum:g}{closing}'
+        elif self.minimum is not None:
+            text = f'{kind} {">" if self.exclusive_minimum else ">="} {self.minimum:g}'
+        elif self.maximum is not None:
+            text = f'{kind} {"<" if self.exclusive_maximum else "<="} {self.maximum:g}'
         else:
             text = kind
         if self.is_list:
@@ -121,6 +130,7 @@ class OptionSection:
     help: str
     options: tuple['Option | OptionSection', ...]
     nullable: bool = True  # the whole section may be left out (every option takes its default)
+    where: str = ''  # where users write it in each toolbox, for the docs
     validate: Callable[[dict[str, Any], str], None] | None = None  # cross-option rule: (values, prefix) -> raise
 
     def __getitem__(self, name: str) -> 'Option | OptionSection':

@@ -48,7 +48,7 @@ PRUNING = OptionSection('pruning', 'what to prune, how much, and how to regulari
     Option('group_score', 'sum', 'score of a 4-filter pixel-shuffle unit: sum of its filters\' L1 norms (paper) or '
            'their mean', choices=GROUP_SCORES),
     Option('seed', 0, 'seed of the random selection', minimum=0),
-))
+), where='BasicSR: `pruning:` (model_type SSLPruningModel) · MMagic: `model.pruning` (SSLPruningVSR)')
 
 #: Keys of ``train:`` that ``SSLPruningModel`` reads besides those of BasicSR's ``VideoRecurrentModel``.
 BASICSR_TRAIN = OptionSection('train', 'SSL additions to the train section of a BasicSR experiment', (
@@ -56,15 +56,15 @@ BASICSR_TRAIN = OptionSection('train', 'SSL additions to the train section of a 
            type=dict, nullable=True),
     Option('factor_lr_mul', 1.0, 'learning-rate multiplier of the scaling factors while regularising',
            minimum=0, exclusive_minimum=True),
-))
+), where='BasicSR: `train:` of model_type SSLPruningModel, beside BasicSR\'s VideoRecurrentModel keys')
 
 #: Arguments of the MMagic model ``SSLPruningVSR`` besides those of MMagic's ``BasicVSR``.
 MMAGIC_MODEL = OptionSection('model', 'SSL additions to an MMagic SSLPruningVSR model', (
     Option('tf_loss', None, 'Temporal Finetuning loss used after pruning, e.g. dict(type="TemporalFinetuneLoss")',
            type=dict, nullable=True),
-))
+), where='MMagic: `model=dict(type=\'SSLPruningVSR\', ...)`, beside the arguments of MMagic\'s BasicVSR')
 
 #: Arguments of the MMagic hook ``SSLPruningHook``.
 MMAGIC_HOOK = OptionSection('SSLPruningHook', 'the hook that drives pruning in MMagic\'s runner', (
     Option('curve_interval', 50, 'record the mean scaling factors every this many iterations', minimum=1),
-))
+), where='MMagic: `custom_hooks=[dict(type=\'SSLPruningHook\', ...)]`')

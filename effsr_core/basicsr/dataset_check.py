@@ -97,8 +97,8 @@ def _check_scale(option: str, dataset: Mapping[str, Any], scale: int) -> None:
     if lq_shape is None:
         return
     if (gt_shape[0], gt_shape[1]) != (lq_shape[0] * scale, lq_shape[1] * scale):
-        raise OptionError(f'{option}.dataroot_lq: {key} is {lq_shape[0]}x{lq_shape[1]} there and '
-                          f'{gt_shape[0]}x{gt_shape[1]} in dataroot_gt, which is not scale {scale}.')
+        raise OptionError(f'scale: {scale} does not fit {option}: {key} is {gt_shape[0]}x{gt_shape[1]} in dataroot_gt '
+                          f'and {lq_shape[0]}x{lq_shape[1]} in dataroot_lq.')
 
 
 def _first_image(root: str) -> tuple[str, tuple[int, ...]] | None:

@@ -25,7 +25,7 @@ SUBSET_OPTIONS = OptionSection('VideoRecurrentSubsetTestDataset', 'a shorter val
            is_list=True),
     Option('max_frames', None, 'only the first frames of each clip (default: all)', type=int, minimum=1,
            nullable=True),
-))
+), where='BasicSR: `datasets.val` with `type: VideoRecurrentSubsetTestDataset`, beside its BasicSR keys')
 
 
 @DATASET_REGISTRY.register()

@@ -12,7 +12,8 @@ from typing import Any, Mapping
 
 from effsr_core.basicsr.dataset_check import check_dataset
 from effsr_core.basicsr.schedulers import supported_schedulers
-from effsr_core.options import Option, OptionError, OptionSection, check_keys, did_you_mean, unknown_choice
+from effsr_core.options import (Option, OptionError, OptionSection, check_keys, did_you_mean, parameter_names,
+                                unknown_choice)
 
 #: Top-level keys BasicSR itself reads (besides ``network_*``).
 BASICSR_TOP_LEVEL = ('name', 'model_type', 'scale', 'num_gpu', 'manual_seed', 'is_train', 'dist', 'rank',
@@ -147,11 +148,12 @@ def _check_metrics(val: Mapping[str, Any]) -> None:
                               'crop_border: 4}}.')
         if metric['type'] not in METRIC_REGISTRY:
             raise unknown_choice(f'{option}.type', metric['type'], METRIC_REGISTRY.keys())
-        parameters = inspect.signature(METRIC_REGISTRY.get(metric['type'])).parameters
-        named = {name: p for name, p in parameters.items() if name not in ('img', 'img2')
-                 and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)}
+        function = METRIC_REGISTRY.get(metric['type'])
+        named = parameter_names(function, skip=('img', 'img2'))
         arguments = {key: value for key, value in metric.items() if key not in ('type', 'better')}
         check_keys(option, arguments, named)  # BasicSR's metrics take **kwargs: a misspelt argument is ignored
-        missing = [name for name, p in named.items() if p.default is inspect.Parameter.empty and name not in metric]
+        parameters = inspect.signature(function).parameters
+        missing = [name for name in named if parameters[name].default is inspect.Parameter.empty
+                   and name not in metric]
         if missing:
             raise OptionError(f'{option}: {metric["type"]} needs {", ".join(missing)}.')

@@ -18,7 +18,8 @@ from mmengine.runner import Runner
 from mmagic.registry import HOOKS
 from ssl_plugin.archs.checkpoint_mapping import EXTRA_STATE
 from ssl_plugin.lifecycle import CURVE_FILE, TEACHER_FILE, SSLPruningLifecycle
-from ssl_plugin.mmagic.model import SSLPruningVSR
+from ssl_plugin.mmagic.model import OPTION_NAMES, SSLPruningVSR
+from ssl_plugin.options import MMAGIC_HOOK
 from ssl_plugin.pruning.plan import PruningPlan, decode_state
 
 REGULARISATION_SCALARS = ('loss_sir', 'gamma_pruned', 'gamma_kept', 'alpha')
@@ -34,8 +35,8 @@ class SSLPruningHook(Hook):
 
     priority = 'ABOVE_NORMAL'
 
-    def __init__(self, curve_interval: int = 50):
-        self.curve_interval = curve_interval
+    def __init__(self, curve_interval: int = MMAGIC_HOOK['curve_interval'].default):
+        self.curve_interval = MMAGIC_HOOK.check({'curve_interval': curve_interval}, 'SSLPruningHook')['curve_interval']
 
     @staticmethod
     def _model(runner: Runner) -> SSLPruningVSR:
@@ -54,6 +55,9 @@ class SSLPruningHook(Hook):
 
     # ------------------------------------------------------------------------------------ run start
     def before_train(self, runner: Runner) -> None:
+        model = self._model(runner)
+        SSLPruningLifecycle.check_options(model.pruning, runner.max_iters, uses_tf=model.tf_loss is not None,
+                                          fixes_flow=False, names=OPTION_NAMES)
         if self._lifecycle(runner).start(self._model(runner).generator, next_iteration=runner.iter + 1):
             runner.param_schedulers = []  # constant LR while regularising
 

@@ -14,8 +14,11 @@ Config sketch (see ``options/mmagic/ssl/``)::
 from __future__ import annotations
 
 from mmagic.models.editors.basicvsr import BasicVSR
+
+from effsr_core.options import check_keys, parameter_names
 from mmagic.registry import MODELS
 from ssl_plugin.lifecycle import SSLPruningLifecycle
+from ssl_plugin.options import MMAGIC_MODEL
 
 OPTION_NAMES = {'pruning': 'model.pruning', 'total_iters': 'train_cfg.max_iters', 'tf': 'model.tf_loss',
                 'fix_flow': 'model.train_cfg.fix_iter'}
@@ -33,6 +36,8 @@ class SSLPruningVSR(BasicVSR):
     """
 
     def __init__(self, generator, pixel_loss, pruning=None, tf_loss=None, **kwargs):
+        check_keys('model', kwargs, {*parameter_names(BasicVSR.__init__), *parameter_names(SSLPruningVSR.__init__)})
+        MMAGIC_MODEL.check({'tf_loss': tf_loss}, 'model')
         SSLPruningLifecycle.check_options(pruning, None, uses_tf=bool(tf_loss),
                                           fixes_flow=bool((kwargs.get('train_cfg') or {}).get('fix_iter')),
                                           names=OPTION_NAMES)

@@ -1,0 +1,209 @@
+"""Bad input fails before any work starts, with one line naming the option, and writes nothing.
+
+One broken option per case, in both toolboxes: BasicSR through ``effsr_core.train`` (its options check runs before
+BasicSR's pipeline, which the test replaces by a failure so an accepted case cannot start training) and MMagic
+through the construction of the model and hook from the shipped config (and the runner for ``max_iters``).
+"""
+import copy
+
+import pytest
+import yaml
+
+SSL_OPTIONS = 'options/basicsr/ssl/demo_SSL_BasicVSR_tiny_offline.yml'
+SSL_CONFIG = 'options/mmagic/ssl/ssl_basicvsr_tiny_offline.py'
+DROP = object()  # a change that removes the key
+
+
+@pytest.fixture(scope='module')
+def ssl_options(repo_root, offline_data, tmp_path_factory) -> dict:
+    """The main job's SSL options, with paths into the offline data; they pass the check as they are."""
+    with open(repo_root / SSL_OPTIONS) as f:
+        opt = yaml.safe_load(f)
+    for phase in ('train', 'val'):
+        for key in ('dataroot_gt', 'dataroot_lq', 'meta_info_file'):
+            opt['datasets'][phase][key] = str(repo_root / opt['datasets'][phase][key])
+    pretrained = tmp_path_factory.mktemp('pretrained') / 'net_g.pth'
+    pretrained.write_bytes(b'')  # only its existence is checked before the run
+    opt['path']['pretrain_network_g'] = str(pretrained)
+    return opt
+
+
+def _changed(opt: dict, changes: dict) -> dict:
+    """``opt`` with ``{'a.b.c': value}`` applied (``DROP`` removes the key)."""
+    opt = copy.deepcopy(opt)
+    for dotted, value in changes.items():
+        *parents, last = dotted.split('.')
+        target = opt
+        for key in parents:
+            target = target[key]
+        if value is DROP:
+            del target[last]
+        else:
+            target[last] = value
+    return opt
+
+
+def _train(monkeypatch, tmp_path, opt: dict, *extra: str) -> str:
+    """Run ``python -m effsr_core.train`` in-process in an empty folder; return its error message."""
+    import basicsr.train
+
+    from effsr_core.basicsr.entry import train
+
+    options = tmp_path / 'options' / 'bad.yml'
+    options.parent.mkdir()
+    options.write_text(yaml.safe_dump(opt))
+    run_dir = tmp_path / 'run'
+    run_dir.mkdir()
+    monkeypatch.chdir(run_dir)
+
+    def accepted(root_path):
+        raise AssertionError('the options were accepted and training would start')
+
+    monkeypatch.setattr(basicsr.train, 'train_pipeline', accepted)
+    with pytest.raises(SystemExit) as exit_info:
+        train(['-opt', str(options), *extra])
+    assert list(run_dir.iterdir()) == [], 'something was written before the options were refused'
+    message = str(exit_info.value.code)
+    assert '\n' not in message and 'Traceback' not in message
+    return message
+
+
+def test_the_base_options_are_accepted(monkeypatch, tmp_path, ssl_options):
+    """The cases below differ from accepted options by their one change only."""
+    with pytest.raises(AssertionError, match='accepted'):
+        _train(monkeypatch, tmp_path, ssl_options)
+
+
+BASICSR_CASES = {
+    'misspelt plugin section': ({'pruning': DROP, 'prunning': {'ratio': 0.3}},
+                                "prunning: unknown top-level key.*Did you mean 'pruning'"),
+    'section under another name': ({'pruning': DROP, 'ssl': {'ratio': 0.3}}, 'ssl: unknown top-level key'),
+    'section its model does not read': ({'model_type': 'VideoRecurrentModel', 'network_g.type': 'BasicVSR'},
+                                        'pruning: this section is read by model_type SSLPruningModel'),
+    'round_to not allowed': ({'pruning.round_to': 7}, 'pruning.round_to: 7 is not allowed'),
+    'round_to of the wrong type': ({'pruning.round_to': 'abc'}, "pruning.round_to: 'abc' has type str"),
+    'ratio out of range': ({'pruning.ratio': 1.2}, 'pruning.ratio: 1.2 is out of range'),
+    'unknown pruning key': ({'pruning.ratoi': 0.5}, "pruning: unknown key.*ratoi.*Did you mean 'ratio'"),
+    'unknown method': ({'pruning.method': 'magnitude'}, "pruning.method: 'magnitude'"),
+    'units not a list': ({'pruning.units': 'in'}, 'pruning.units'),
+    'number written as text': ({'pruning.regularization.delta': '1e-4'}, 'pruning.regularization.delta.*1.0e-4'),
+    'delta above tau': ({'pruning.regularization.delta': 0.5}, 'pruning.regularization.delta: 0.5 exceeds'),
+    'bool of the wrong type': ({'pruning.freeze_flow': 'yes'}, 'pruning.freeze_flow'),
+    'misspelt train key': ({'train.factor_lr_mull': 100}, "train: unknown key.*Did you mean 'factor_lr_mul'"),
+    'too few iterations to prune': ({'train.total_iter': 3}, 'train.total_iter'),
+    'total_iter as text': ({'train.total_iter': '1e5'}, "train.total_iter: '1e5'"),
+    'fix_flow with pruning': ({'train.fix_flow': 5}, 'train.fix_flow'),
+    'unknown loss': ({'train.tf_opt.type': 'TemporalFinetuneLos'}, 'train.tf_opt.type'),
+    'unknown scheduler': ({'train.scheduler.type': 'CosineLR'}, 'train.scheduler.type'),
+    'more frames than a clip': ({'datasets.train.num_frame': 101}, 'datasets.train.num_frame: 101'),
+    'frames x interval beyond a clip': ({'datasets.train.interval_list': [40]}, 'datasets.train.num_frame'),
+    'patch larger than the frames': ({'datasets.train.gt_size': 512}, 'datasets.train.gt_size: 512 is larger'),
+    'patch not divisible by scale': ({'datasets.train.gt_size': 66}, 'datasets.train.gt_size: 66 is not divisible'),
+    'scale not that of the LR folder': ({'scale': 2}, 'scale: 2 does not fit datasets.train'),
+    'missing data folder': ({'datasets.train.dataroot_gt': 'no/such/folder'}, 'datasets.train.dataroot_gt'),
+    'unknown dataset type': ({'datasets.train.type': 'REDSDatasetRecurrent'}, 'datasets.train.type'),
+    'video test set name BasicSR refuses': ({'datasets.val.name': 'MyClips'}, "datasets.val.name: 'MyClips'"),
+    'validation clip not in the data': ({'datasets.val.clips': ['999']}, 'datasets.val.clips: 999'),
+    'clip names read as numbers': ({'datasets.val.clips': [0]}, 'datasets.val.clips: 0 has type int'),
+    'max_frames out of range': ({'datasets.val.max_frames': 0}, 'datasets.val.max_frames'),
+    'misspelt metric': ({'val.metrics.psnr.type': 'calculate_psnrr'}, 'val.metrics.psnr.type'),
+    'misspelt metric argument': ({'val.metrics.psnr.test_y_chanel': True},
+                                 "val.metrics.psnr: unknown key.*Did you mean 'test_y_channel'"),
+    'unknown architecture': ({'network_g.type': 'SSLBasicVSRR'}, 'network_g.type'),
+    'unknown model type': ({'model_type': 'SSLPruningModle'}, 'model_type'),
+    'missing pretrained file': ({'path.pretrain_network_g': 'no/such.pth'}, 'path.pretrain_network_g'),
+}
+
+
+@pytest.mark.parametrize('changes,message', BASICSR_CASES.values(), ids=BASICSR_CASES)
+def test_basicsr_bad_option_is_refused_before_anything_is_written(monkeypatch, tmp_path, ssl_options, changes,
+                                                                   message):
+    import re
+
+    error = _train(monkeypatch, tmp_path, _changed(ssl_options, changes))
+    assert re.search(message, error), error
+
+
+COMMAND_LINE_CASES = {
+    'force_yml parent misspelt': (['--force_yml', 'trian:total_iter=3'], "--force_yml: trian.*Did you mean 'train'"),
+    'force_yml key misspelt': (['--force_yml', 'train:total_itr=3'], '--force_yml: train:total_itr is not in'),
+    'force_yml without a value': (['--force_yml', 'train:total_iter'], '--force_yml'),
+    'force_yml with a bad value': (['--force_yml', 'pruning:round_to=7'], 'pruning.round_to: 7'),
+}
+
+
+@pytest.mark.parametrize('extra,message', COMMAND_LINE_CASES.values(), ids=COMMAND_LINE_CASES)
+def test_basicsr_bad_command_line_is_refused(monkeypatch, tmp_path, ssl_options, extra, message):
+    import re
+
+    error = _train(monkeypatch, tmp_path, ssl_options, *extra)
+    assert re.search(message, error), error
+
+
+def test_unknown_command_line_flag_is_refused(monkeypatch, tmp_path, ssl_options, capsys):
+    assert _train(monkeypatch, tmp_path, ssl_options, '--auto-resume') == '2'  # argparse's usage error
+    assert 'unrecognized arguments: --auto-resume' in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------------ MMagic
+@pytest.fixture(scope='module')
+def ssl_config(repo_root):
+    import effsr_core.mmagic  # noqa: F401
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    init_default_scope('mmagic')
+    cfg = Config.fromfile(str(repo_root / SSL_CONFIG))
+    cfg.model.generator.pretrained = None
+    return cfg
+
+
+MMAGIC_MODEL_CASES = {
+    'round_to not allowed': ({'pruning.round_to': 7}, 'model.pruning.round_to: 7'),
+    'misspelt model argument': ({'pruning': DROP, 'prunning': {'ratio': 0.3}},
+                                "model: unknown key.*prunning.*Did you mean 'pruning'"),
+    'unknown pruning key': ({'pruning.ratoi': 0.5}, 'model.pruning: unknown key'),
+    'ratio out of range': ({'pruning.ratio': -0.1}, 'model.pruning.ratio'),
+    'number written as text': ({'pruning.regularization.t1': 0}, 'model.pruning.regularization.t1'),
+    'tf_loss not a config': ({'tf_loss': 'TemporalFinetuneLoss'}, 'model.tf_loss'),
+    'fix_iter with pruning': ({'train_cfg': {'fix_iter': 5}}, 'model.train_cfg.fix_iter'),
+}
+
+
+@pytest.mark.parametrize('changes,message', MMAGIC_MODEL_CASES.values(), ids=MMAGIC_MODEL_CASES)
+def test_mmagic_bad_model_argument_is_refused_at_construction(ssl_config, changes, message):
+    from mmagic.registry import MODELS
+
+    from effsr_core.options import OptionError
+
+    with pytest.raises(OptionError, match=message):
+        MODELS.build(_changed(ssl_config.model.to_dict(), changes))
+
+
+def test_mmagic_bad_hook_argument_is_refused_at_construction(ssl_config):
+    from mmagic.registry import HOOKS
+
+    from effsr_core.options import OptionError
+
+    with pytest.raises(OptionError, match='SSLPruningHook.curve_interval: 0 is out of range'):
+        HOOKS.build(dict(type='SSLPruningHook', curve_interval=0))
+
+
+def test_mmagic_max_iters_shorter_than_regularisation_stops_before_the_first_iteration(ssl_config, tmp_path,
+                                                                                       offline_data):
+    from mmengine.runner import Runner
+
+    from effsr_core.options import OptionError
+
+    cfg = copy.deepcopy(ssl_config)
+    cfg.work_dir = str(tmp_path)
+    cfg.train_dataloader.dataset.data_root = str(offline_data / 'video_sr')
+    cfg.train_dataloader.num_workers = 0
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
+    cfg.train_cfg.max_iters = 50  # the config regularises for 60 iterations
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(OptionError, match=r'train_cfg.max_iters \(50\) must exceed'):
+        runner.train()
+    assert runner.iter == 0
+    assert not list(tmp_path.rglob('*.pth')) and not list(tmp_path.rglob('pruning_factors.*'))
