@@ -6,11 +6,13 @@ Usage::
         [--input-size 3x256x256 | --lr-size 180x320 --frames 10] [--video | --image] [--exclude spynet]
         [--device cpu|cuda] [--runtime-trials 3] [--runtime-repeats 1] [--warmup 1] [--threads N]
         [--skip memory runtime] [--dataset-gt DIR --dataset-lq DIR [--dataset-template {}x4]
-        [--dataset-clips 000 011] [--dataset-frames N]] [--crop-border 4] [--test-y-channel] [--json out.json]
+        [--dataset-clips 000 011] [--dataset-frames N]] [--crop-border 4] [--test-y-channel] [--allow-mixed-sizes]
+        [--json out.json]
 
 Video models (a BasicSR ``model_type`` deriving from VideoBaseModel, an MMagic ``model.type`` with 'VSR', or
 ``--video``) get a
-(1, frames, c, h, w) input and report per-frame numbers with the sub-modules named ``spynet`` counted apart.
+(1, frames, c, h, w) input and report per-frame numbers with the sub-modules named ``spynet`` counted apart. Models
+given different input sizes are ranked together only with ``--allow-mixed-sizes``; progress lines go to stderr.
 """
 from __future__ import annotations
 
@@ -32,6 +34,9 @@ from effsr_core.profiling.report import build_report, format_table, write_json
 
 DEFAULT_VIDEO_EXCLUDE = ('spynet',)
 DEFAULT_CHANNELS = 3
+EXAMPLE = ('example:\n'
+           '  python -m effsr_core.profile --model A=a.yml:a.pth --model B=b.py:b.pth --lr-size 180x320 \\\n'
+           '      --frames 10 --dataset-gt val/GT --dataset-lq val/LQ --json out.json')
 
 
 @dataclass
@@ -94,7 +99,8 @@ class _ModelSpecAction(argparse.Action):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the profiler CLI."""
-    parser = argparse.ArgumentParser(prog='python -m effsr_core.profile', description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m effsr_core.profile', description=__doc__.split('\n')[0],
+                                     epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     models = parser.add_argument_group('models (repeatable, profiled and ranked together)')
     models.add_argument('-opt', '--options', dest='models', action=_ModelSpecAction, const='options',
                         metavar='OPTIONS', help='BasicSR options YAML (network_g) or MMagic config .py')
@@ -124,8 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument('--exclude', nargs='*', metavar='MODULE',
                          help=f'sub-modules counted apart (default: {" ".join(DEFAULT_VIDEO_EXCLUDE)} for video '
                               f'models, none for image models; no name: count everything together)')
-    measure.add_argument('--device', choices=('cpu', 'cuda'),
-                         default='cuda' if torch.cuda.is_available() else 'cpu')
+    measure.add_argument('--device', choices=('cpu', 'cuda'), default='cuda' if torch.cuda.is_available() else 'cpu',
+                         help='device the models run on (default: cuda when available, else cpu)')
     measure.add_argument('--runtime-trials', type=parse_positive, default=3, metavar='N',
                          help='best of N trials (default 3)')
     measure.add_argument('--runtime-repeats', type=parse_positive, default=1, metavar='N',
@@ -147,7 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help='border removed before measuring (default 4)')
     dataset.add_argument('--test-y-channel', action='store_true', help='measure on Y of YCbCr instead of RGB')
 
-    parser.add_argument('--json', metavar='PATH', help='write the report as JSON here')
+    output = parser.add_argument_group('ranking and output')
+    output.add_argument('--allow-mixed-sizes', action='store_true',
+                        help='rank models given different input sizes (default: refuse before measuring)')
+    output.add_argument('--json', metavar='PATH', help='write the report as JSON here')
     return parser
 
 
@@ -183,33 +192,85 @@ def _make_dataset(parser: argparse.ArgumentParser, args: argparse.Namespace, vid
         parser.error(f'argument --dataset-gt/--dataset-lq: {error}')
 
 
-def _profile_one(parser: argparse.ArgumentParser, args: argparse.Namespace, spec: ModelSpec,
-                 generator: torch.Generator) -> dict:
-    """Build, load and profile one model on a random input of its kind (image or video)."""
+@dataclass(frozen=True)
+class ModelPlan:
+    """How one model will be measured, decided from its options file before anything is built."""
+    spec: ModelSpec
+    name: str
+    video: bool
+    shape: tuple[int, ...]
+    exclude: tuple[str, ...]
+
+    @property
+    def size(self) -> tuple[int, ...]:
+        """(frames, c, h, w), one frame for an image model: models of equal sizes are ranked together."""
+        return self.shape[1:] if self.video else (1, *self.shape[1:])
+
+    def describe_size(self) -> str:
+        """The input size in words, e.g. '10 frames of 3x64x64' or '3x256x256'."""
+        frame = 'x'.join(map(str, self.size[1:]))
+        return f'{self.size[0]} frames of {frame}' if self.video else frame
+
+
+def _say(message: str) -> None:
+    """One line of progress or warning on stderr (stdout keeps the table)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def _plan(parser: argparse.ArgumentParser, args: argparse.Namespace, spec: ModelSpec) -> ModelPlan:
+    """The input kind, shape and excluded sub-modules of one model, from its options file and the arguments."""
     try:
-        model = build_model_from_options(spec.options)
         video = is_video_options(spec.options) if args.force_video is None else args.force_video
     except (FileNotFoundError, ModelBuildError) as error:
         parser.error(f'argument -opt/--options: {error}')
-    if spec.checkpoint:
+    shape = (1, args.frames, *args.lr_size) if video else (1, *args.input_size)
+    exclude = tuple(args.exclude) if args.exclude is not None else (DEFAULT_VIDEO_EXCLUDE if video else ())
+    return ModelPlan(spec=spec, name=_model_name(spec), video=video, shape=shape, exclude=exclude)
+
+
+def _check_sizes(parser: argparse.ArgumentParser, args: argparse.Namespace, plans: Sequence[ModelPlan]) -> None:
+    """Refuse to rank models given different input sizes unless --allow-mixed-sizes."""
+    if args.allow_mixed_sizes or len({plan.size for plan in plans}) <= 1:
+        return
+    sizes = ', '.join(f'{plan.name}: {plan.describe_size()}' for plan in plans)
+    parser.error(f'argument --input-size/--lr-size/--frames: models given different input sizes cannot be ranked '
+                 f'({sizes}); give them one size or pass --allow-mixed-sizes')
+
+
+def _build(parser: argparse.ArgumentParser, args: argparse.Namespace, plan: ModelPlan) -> torch.nn.Module:
+    """Build one model and load its checkpoint; argument errors name the option."""
+    try:
+        model = build_model_from_options(plan.spec.options)
+    except (FileNotFoundError, ModelBuildError) as error:
+        parser.error(f'argument -opt/--options: {error}')
+    if plan.spec.checkpoint:
         try:
-            load_checkpoint(model, spec.checkpoint, args.param_key)
+            load_checkpoint(model, plan.spec.checkpoint, args.param_key)
         except (FileNotFoundError, ModelBuildError) as error:
             parser.error(f'argument --ckpt: {error}')
-    exclude = tuple(args.exclude) if args.exclude is not None else (DEFAULT_VIDEO_EXCLUDE if video else ())
-    if args.exclude and not find_excluded_modules(model, exclude):
-        print(f'warning: --exclude {" ".join(exclude)} matches no sub-module of {_model_name(spec)}', file=sys.stderr)
-    settings = ProfileSettings(exclude=exclude, measure_memory='memory' not in args.skip,
+    if args.exclude and not find_excluded_modules(model, plan.exclude):
+        _say(f'warning: --exclude {" ".join(plan.exclude)} matches no sub-module of {plan.name}')
+    return model
+
+
+def _measure(args: argparse.Namespace, plan: ModelPlan, model: torch.nn.Module,
+             dataset: PairedImageFolders | VideoClipFolders | None, position: str, generator: torch.Generator) -> dict:
+    """Profile one built model on a random input of its shape; ``position`` ('n/N') prefixes the progress lines."""
+    settings = ProfileSettings(exclude=plan.exclude, measure_memory='memory' not in args.skip,
                                measure_runtime='runtime' not in args.skip, trials=args.runtime_trials,
                                repeats=args.runtime_repeats, warmup=args.warmup, crop_border=args.crop_border,
                                test_y_channel=args.test_y_channel)
-    shape = (1, args.frames, *args.lr_size) if video else (1, *args.input_size)
-    inputs = torch.rand(shape, generator=generator).to(args.device)
-    return profile_model(model, inputs, settings, _make_dataset(parser, args, video))
+    inputs = torch.rand(plan.shape, generator=generator).to(args.device)
+    result = profile_model(model, inputs, settings, dataset,
+                           progress=lambda step, index, total: _say(f'[{position}] {plan.name}: {step} '
+                                                                    f'({index}/{total})'))
+    return {'checkpoint': plan.spec.checkpoint, **result}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Profile the given models, print the table (and ranking) and optionally write JSON.
+
+    Everything that can be checked (options, input sizes, datasets, checkpoints) is checked before measuring.
 
     Args:
         argv: Arguments without the program name (default: ``sys.argv[1:]``).
@@ -223,12 +284,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     _check_arguments(parser, args)
     if args.threads:
         torch.set_num_threads(args.threads)
+    plans = [_plan(parser, args, spec) for spec in args.models]
+    _check_sizes(parser, args, plans)
+    datasets = {video: _make_dataset(parser, args, video) for video in {plan.video for plan in plans}}
+    models = []
+    for number, plan in enumerate(plans, 1):
+        _say(f'[{number}/{len(plans)}] {plan.name}: building')
+        models.append(_build(parser, args, plan))
+        if args.dataset_gt is not None and not plan.spec.checkpoint:
+            _say(f'warning: {plan.name} has no checkpoint (--ckpt): its PSNR/SSIM are those of a randomly '
+                 f'initialised network')
     generator = torch.Generator().manual_seed(0)
-    results = {_model_name(spec): _profile_one(parser, args, spec, generator) for spec in args.models}
+    results = {plan.name: _measure(args, plan, model, datasets[plan.video], f'{number}/{len(plans)}', generator)
+               for number, (plan, model) in enumerate(zip(plans, models), 1)}
     print(format_table(results))
     ranking = rank_models(results) if len(results) > 1 else None
     if ranking:
-        print(f'\nNTIRE ranking (sum of ranks on {", ".join(ranking.metrics)}; lower is better):')
+        mixed = '; input sizes differ' if len({plan.size for plan in plans}) > 1 else ''
+        print(f'\nNTIRE ranking (sum of ranks on {", ".join(ranking.metrics)}; lower is better{mixed}):')
         print(format_ranking(ranking))
     if args.json:
         command = [*parser.prog.split(), *(sys.argv[1:] if argv is None else argv)]

@@ -299,9 +299,16 @@ def render_all() -> dict[Path, str]:
     return files
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of this script (no options: it always writes every config)."""
+    return argparse.ArgumentParser(prog='python scripts/make_ssl_options.py', description=__doc__.splitlines()[0],
+                                   epilog='example:\n  python scripts/make_ssl_options.py  # then: git diff options/',
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.parse_args(argv)
+    """Write every SSL config (see ``render_all``)."""
+    build_parser().parse_args(argv)
     files = render_all()
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)

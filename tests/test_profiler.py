@@ -166,20 +166,88 @@ def write_rfdn_options(path, num_feat=50):
     return path
 
 
+def write_basicvsr_options(path):
+    path.write_text('model_type: VideoRecurrentModel\nscale: 4\nnetwork_g:\n  type: BasicVSR\n  num_feat: 8\n'
+                    '  num_block: 1\n')
+    return path
+
+
 def test_cli_profiles_and_ranks_models(tmp_path, capsys):
     rfdn = write_rfdn_options(tmp_path / 'rfdn.yml')
     small = write_rfdn_options(tmp_path / 'small.yml', num_feat=16)
     out = tmp_path / 'out' / 'profile.json'
     status = main(['-opt', str(rfdn), '--name', 'RFDN', '--model', f'RFDN-16={small}', '--input-size', '3x32x32',
                    '--device', 'cpu', '--runtime-trials', '1', '--warmup', '0', '--json', str(out)])
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert status == 0
     assert 'RFDN' in printed and 'RFDN-16' in printed and 'NTIRE ranking' in printed
+    progress = ['[1/2] RFDN: building', '[2/2] RFDN-16: building', '[1/2] RFDN: ops (1/3)', '[1/2] RFDN: memory (2/3)',
+                '[1/2] RFDN: runtime (3/3)', '[2/2] RFDN-16: runtime (3/3)']
+    assert all(line in captured.err.splitlines() for line in progress)
+    assert '[1/2]' not in printed and 'warning' not in captured.err  # no dataset: no PSNR, no checkpoint warning
     report = json.loads(out.read_text())
     assert report['results']['RFDN']['params']['counted'] == 433_448
     assert report['results']['RFDN']['ops']['counted']['num_conv'] == 64
     assert report['results']['RFDN']['runtime']['best_ms'] > 0
     assert report['ranking']['scores'] == {'RFDN-16': 5, 'RFDN': 10}
+    assert report['results']['RFDN']['checkpoint'] is None
+
+
+def write_image_pair(root, size=96, scale=4):
+    """One GT image and its x4 LQ (DIV2K names) under root/gt and root/lq; returns the two folders."""
+    gt_dir, lq_dir = root / 'gt', root / 'lq'
+    gt_dir.mkdir()
+    lq_dir.mkdir()
+    gt = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    cv2.imwrite(str(gt_dir / '0001.png'), gt)
+    cv2.imwrite(str(lq_dir / '0001x4.png'), cv2.resize(gt, (size // scale, size // scale),
+                                                       interpolation=cv2.INTER_AREA))
+    return gt_dir, lq_dir
+
+
+def test_cli_records_checkpoints_and_warns_of_psnr_without_one(tmp_path, capsys):
+    options = write_rfdn_options(tmp_path / 'rfdn.yml', num_feat=8)
+    checkpoint = tmp_path / 'trained.pth'
+    torch.save({'params': build_model_from_options(options).state_dict()}, checkpoint)
+    gt_dir, lq_dir = write_image_pair(tmp_path)
+    out = tmp_path / 'profile.json'
+    main(['--model', f'trained={options}:{checkpoint}', '--model', f'random={options}', '--input-size', '3x32x32',
+          '--device', 'cpu', '--skip', 'memory', 'runtime', '--dataset-gt', str(gt_dir), '--dataset-lq', str(lq_dir),
+          '--json', str(out)])
+    errors = capsys.readouterr().err.splitlines()
+    results = read_json(out)['results']
+    assert results['trained']['checkpoint'] == str(checkpoint) and results['random']['checkpoint'] is None
+    assert results['random']['quality']['items'] == 1
+    warnings = [line for line in errors if line.startswith('warning')]
+    assert warnings == ['warning: random has no checkpoint (--ckpt): its PSNR/SSIM are those of a randomly '
+                        'initialised network']
+    assert '[2/2] random: PSNR/SSIM (2/2)' in errors
+
+
+def test_cli_refuses_to_rank_mixed_input_sizes_before_measuring(tmp_path, capsys):
+    video, image = write_basicvsr_options(tmp_path / 'vsr.yml'), write_rfdn_options(tmp_path / 'rfdn.yml', 8)
+    out = tmp_path / 'profile.json'
+    with pytest.raises(SystemExit) as exit_info:
+        main(['-opt', str(video), '-opt', str(image), '--lr-size', '64x64', '--frames', '10', '--device', 'cpu',
+              '--json', str(out)])
+    errors = capsys.readouterr().err
+    assert exit_info.value.code == 2 and not out.exists()
+    assert 'building' not in errors  # refused from the options alone: nothing built, nothing measured
+    assert ('error: argument --input-size/--lr-size/--frames: models given different input sizes cannot be ranked '
+            '(vsr: 10 frames of 3x64x64, rfdn: 3x256x256); give them one size or pass --allow-mixed-sizes') in errors
+
+
+def test_cli_ranks_mixed_input_sizes_when_allowed(tmp_path, capsys):
+    video, image = write_basicvsr_options(tmp_path / 'vsr.yml'), write_rfdn_options(tmp_path / 'rfdn.yml', 8)
+    out = tmp_path / 'profile.json'
+    main(['-opt', str(video), '-opt', str(image), '--lr-size', '64x64', '--frames', '2', '--input-size', '3x32x32',
+          '--device', 'cpu', '--skip', 'memory', 'runtime', '--allow-mixed-sizes', '--json', str(out)])
+    assert 'input sizes differ' in capsys.readouterr().out
+    report = read_json(out)
+    assert report['results']['vsr']['input_shape'] == [1, 2, 3, 64, 64]
+    assert report['results']['rfdn']['input_shape'] == [1, 3, 32, 32]
+    assert set(report['ranking']['scores']) == {'vsr', 'rfdn'}
 
 
 @pytest.mark.parametrize('arguments, message', [
@@ -216,9 +284,7 @@ def test_model_spec_parsing():
 
 
 def test_video_detection_from_options(tmp_path):
-    video = tmp_path / 'video.yml'
-    video.write_text('model_type: VideoRecurrentModel\nnetwork_g:\n  type: BasicVSR\n  num_feat: 8\n  num_block: 1\n')
-    assert is_video_options(video)
+    assert is_video_options(write_basicvsr_options(tmp_path / 'video.yml'))
     assert not is_video_options(write_rfdn_options(tmp_path / 'rfdn.yml'))
     mmagic_video = tmp_path / 'basicvsr.py'
     mmagic_video.write_text("model = dict(type='BasicVSR', generator=dict(type='BasicVSRNet', mid_channels=8, "

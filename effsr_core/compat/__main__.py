@@ -17,13 +17,25 @@ PTH_LINE = ("import importlib.util as _u; _u.find_spec('effsr_core') is not None
 
 
 def hook_path() -> str:
+    """Where the start-up hook lives: this interpreter's site-packages."""
     return os.path.join(sysconfig.get_paths()['purelib'], PTH_NAME)
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of this command line."""
+    parser = argparse.ArgumentParser(prog='python -m effsr_core.compat',
+                                     description='Manage the start-up hook that applies the environment fixes.',
+                                     epilog='example:\n  python -m effsr_core.compat install-hook',
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('action', choices=['install-hook', 'remove-hook', 'status'],
+                        help=f'install-hook: write {PTH_NAME} to site-packages; remove-hook: delete it; '
+                             f'status: show the hook and the fixes applied')
+    return parser
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog='python -m effsr_core.compat', description=__doc__.splitlines()[0])
-    parser.add_argument('action', choices=['install-hook', 'remove-hook', 'status'])
-    args = parser.parse_args(argv)
+    """Run one action (see ``build_parser``)."""
+    args = build_parser().parse_args(argv)
     path = hook_path()
     if args.action == 'install-hook':
         with open(path, 'w') as f:

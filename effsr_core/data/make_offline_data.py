@@ -455,14 +455,23 @@ def ensure_offline_data(root: str | Path = DEFAULT_ROOT, seed: int = 0, force: b
     return generate_offline_data(layout.root, seed, sizes)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Command line: ``python -m effsr_core.data.make_offline_data [--root R] [--seed S] [--force] [--small]``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m effsr_core.data.make_offline_data``."""
+    parser = argparse.ArgumentParser(prog='python -m effsr_core.data.make_offline_data',
+                                     description=__doc__.splitlines()[0],
+                                     epilog=f'example:\n  python -m effsr_core.data.make_offline_data --root '
+                                            f'{DEFAULT_ROOT} --seed 0',
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--root', default=DEFAULT_ROOT, help=f'output folder (default: {DEFAULT_ROOT})')
     parser.add_argument('--seed', type=int, default=0, help='seed of all random choices (default: 0)')
     parser.add_argument('--force', action='store_true', help='regenerate even if the manifest is up to date')
     parser.add_argument('--small', action='store_true', help='make the small quick variant instead of the default')
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: ``python -m effsr_core.data.make_offline_data [--root R] [--seed S] [--force] [--small]``."""
+    args = build_parser().parse_args(argv)
     ensure_offline_data(args.root, args.seed, args.force, SMALL_SIZES if args.small else OfflineDataSizes())
 
 

@@ -6,7 +6,7 @@ The result is a plain JSON-ready dict with one section per measure (``params``, 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
@@ -43,8 +43,12 @@ class ProfileSettings:
     test_y_channel: bool = False
 
 
+#: Called before each measurement with its name, its index (from 1) and the number of measurements.
+Progress = Callable[[str, int, int], None]
+
+
 def profile_model(model: nn.Module, inputs: torch.Tensor, settings: ProfileSettings = ProfileSettings(),
-                  dataset: Iterable[Sample] | None = None) -> dict[str, Any]:
+                  dataset: Iterable[Sample] | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """Measure ``model`` on ``inputs`` (and on ``dataset`` for quality).
 
     Args:
@@ -52,18 +56,30 @@ def profile_model(model: nn.Module, inputs: torch.Tensor, settings: ProfileSetti
         inputs: A (b, c, h, w) image or (b, t, c, h, w) video batch; counts and times are per output frame.
         settings: What to measure and how.
         dataset: Optional (LQ, GT) samples for PSNR / SSIM.
+        progress: Optional callback told which measurement starts (``ops``, ``memory``, ``runtime``, ``PSNR/SSIM``).
 
     Returns:
         Sections ``params``, ``ops``, ``memory``, ``runtime``, ``quality`` (None when not measured), with
         ``input_shape`` and ``device``.
     """
+    steps = [step for step, wanted in (('ops', True), ('memory', settings.measure_memory),
+                                       ('runtime', settings.measure_runtime), ('PSNR/SSIM', dataset is not None))
+             if wanted]
+
+    def start(step: str) -> bool:
+        """Announce ``step`` if it is measured; returns whether it is."""
+        if step in steps and progress is not None:
+            progress(step, steps.index(step) + 1, len(steps))
+        return step in steps
+
     model = model.to(inputs.device).eval()
+    start('ops')
     ops = count_ops(model, inputs, settings.exclude, use_meta=settings.use_meta)
-    memory = measure_peak_memory(model, inputs) if settings.measure_memory else None
+    memory = measure_peak_memory(model, inputs) if start('memory') else None
     runtime = (measure_runtime(model, inputs, settings.trials, settings.repeats, settings.warmup, ops.frames)
-               if settings.measure_runtime else None)
+               if start('runtime') else None)
     quality = (evaluate_quality(model, dataset, settings.crop_border, settings.test_y_channel, inputs.device)
-               if dataset is not None else None)
+               if start('PSNR/SSIM') else None)
     return {
         'input_shape': list(inputs.shape),
         'device': str(inputs.device),

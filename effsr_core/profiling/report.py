@@ -74,6 +74,7 @@ def _per_module(scale: float, digits: int, key: str | None = None) -> Callable[[
 
 #: Table rows: label, key path in a result, formatter.
 TABLE_ROWS: tuple[tuple[str, tuple[str, ...], Callable[[Any], str]], ...] = (
+    ('checkpoint', ('checkpoint',), lambda path: Path(path).name),
     ('input shape', ('input_shape',), lambda shape: 'x'.join(map(str, shape))),
     ('frames per forward', ('ops', 'frames'), str),
     ('params [M]', ('params', 'counted'), _scaled(1e6, 3)),
