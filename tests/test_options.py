@@ -53,3 +53,12 @@ def test_mmagic_configs_load_and_build(path):
     assert type(model.generator).__name__ == 'SSLBasicVSR'
     if model_cfg.type == 'SSLPruningVSR':
         assert any(hook['type'] == 'SSLPruningHook' for hook in cfg.custom_hooks)
+
+
+def test_options_doc_is_up_to_date():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location('make_options_doc', REPO_ROOT / 'scripts/make_options_doc.py')
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    assert generator.OUTPUT.read_text() == generator.render(), 'run scripts/make_options_doc.py'
