@@ -197,7 +197,7 @@ def _mmagic_base_root(pruning: bool) -> list[str]:
     else:
         note = {'what': 'BasicVSR / lite', 'names': '[lite-]basicvsr', 'via': 'this file (lite: ./lite-basicvsr.py)'}
     lines = [*textwrap.wrap(MMAGIC_BASE_NOTE.format(key=MMAGIC_OVERRIDES, **note), 118, initial_indent='# ',
-                           subsequent_indent='# ', break_on_hyphens=False),
+                            subsequent_indent='# ', break_on_hyphens=False),
              f"custom_imports = dict(imports=['{MMAGIC_PLUGINS}'], allow_failed_imports=False)",
              "__vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]", '',
              f'{MMAGIC_OVERRIDES} = dict(',

@@ -19,7 +19,6 @@ GROUP_SCORES = ('sum', 'mean')
 ROUND_TO = (None, 2, 4, 8, 16, 32, 64)
 
 
-
 def _delta_not_above_tau(values: dict[str, Any], prefix: str) -> None:
     if values['delta'] > values['tau']:
         raise OptionError(f'{prefix}.delta: {values["delta"]:g} exceeds {prefix}.tau ({values["tau"]:g}); '

@@ -116,8 +116,8 @@ BASICSR_CASES = {
 
 
 @pytest.mark.parametrize('changes,message', BASICSR_CASES.values(), ids=BASICSR_CASES)
-def test_basicsr_bad_option_is_refused_before_anything_is_written(monkeypatch, tmp_path, ssl_options, changes,
-                                                                   message):
+def test_basicsr_bad_option_is_refused_before_anything_is_written(monkeypatch, tmp_path, ssl_options,
+                                                                  changes, message):
     import re
 
     error = _train(monkeypatch, tmp_path, _changed(ssl_options, changes))

@@ -3,12 +3,10 @@ size against the image size, scale against the LR folder, paths, and the names B
 BasicSR itself finds these in a DataLoader worker after training started, or never (a wrong scale trains)."""
 from __future__ import annotations
 
-import os
 import os.path as osp
-from pathlib import Path
 from typing import Any, Mapping
 
-from effsr_core.data.meta_info import IMAGE_SUFFIXES, image_shape, read_meta_info
+from effsr_core.data.dataset_checks import check_clip_frames, check_patch_size, check_scale, clip_shapes, first_image
 from effsr_core.options import OptionError, unknown_choice
 
 #: BasicSR's REDS datasets draw frames 0-99 of every clip (``reds_dataset.py``: "each clip has 100 frames").
@@ -44,91 +42,28 @@ def check_dataset(option: str, dataset: Mapping[str, Any], scale: int | None, ch
             if not osp.exists(osp.expanduser(value)):
                 raise OptionError(f'{option}.{key}: path {value!r} does not exist (for the bundled offline data run '
                                   f'`python -m effsr_core.data.make_offline_data` first).')
-    meta = read_meta_info(dataset['meta_info_file']) if dataset.get('meta_info_file') else {}
+    frames, shapes = clip_shapes(dataset['meta_info_file']) if dataset.get('meta_info_file') else ({}, {})
     if option.split('.')[-1].startswith('train'):
-        _check_frames(option, dataset, meta)
-        _check_patch_size(option, dataset, meta)
-    if extra is not None and dataset.get('clips') is not None and meta:
-        missing = sorted(set(map(str, dataset['clips'])) - set(meta))
+        _check_frames(option, dataset, frames)
+        if isinstance(gt_size, int):
+            first = None if shapes or not dataset.get('dataroot_gt') else first_image(dataset['dataroot_gt'])
+            check_patch_size(f'{option}.gt_size', gt_size, shapes or dict([first] if first else []))
+    if extra is not None and dataset.get('clips') is not None and frames:
+        missing = sorted(set(map(str, dataset['clips'])) - set(frames))
         if missing:
             raise OptionError(f'{option}.clips: {", ".join(missing)} not in {dataset["meta_info_file"]} '
-                              f'({", ".join(sorted(meta))}).')
+                              f'({", ".join(sorted(frames))}).')
     if scale and dataset.get('dataroot_gt') and dataset.get('dataroot_lq'):
-        _check_scale(option, dataset, scale)
+        check_scale('scale', scale, dataset['dataroot_gt'], dataset['dataroot_lq'], option,
+                    dataset.get('filename_tmpl', '{}'))
 
 
-def _check_frames(option: str, dataset: Mapping[str, Any], meta: dict) -> None:
+def _check_frames(option: str, dataset: Mapping[str, Any], clip_frames: dict[str, int]) -> None:
     num_frame = dataset.get('num_frame')
-    clip_frames = {name: frames for name, (frames, _) in meta.items() if frames is not None}
     if not isinstance(num_frame, int) or num_frame < 1 or not clip_frames:
         return
-    interval = max(dataset.get('interval_list') or [1])
     shortest = min(clip_frames, key=clip_frames.get)
     if dataset['type'].startswith('REDS') and clip_frames[shortest] < REDS_CLIP_FRAMES:
         raise OptionError(f'{option}.meta_info_file: clip {shortest} has {clip_frames[shortest]} frames, but '
                           f'{dataset["type"]} reads frames 0-{REDS_CLIP_FRAMES - 1} of every clip.')
-    if num_frame * interval > clip_frames[shortest]:
-        raise OptionError(f'{option}.num_frame: {num_frame} frames (x interval {interval}) do not fit in clip '
-                          f'{shortest}, which has {clip_frames[shortest]} frames; use at most '
-                          f'{clip_frames[shortest] // interval}.')
-
-
-def _check_patch_size(option: str, dataset: Mapping[str, Any], meta: dict) -> None:
-    gt_size = dataset.get('gt_size')
-    shapes = {name: shape for name, (_, shape) in meta.items() if shape is not None}
-    if not shapes and dataset.get('dataroot_gt'):
-        first = _first_image(dataset['dataroot_gt'])
-        shapes = {first[0]: first[1]} if first else {}
-    if not isinstance(gt_size, int) or not shapes:
-        return
-    smallest = min(shapes, key=lambda name: min(shapes[name][:2]))
-    if gt_size > min(shapes[smallest][:2]):
-        raise OptionError(f'{option}.gt_size: {gt_size} is larger than {smallest} '
-                          f'({shapes[smallest][0]}x{shapes[smallest][1]}); use at most {min(shapes[smallest][:2])}.')
-
-
-def _check_scale(option: str, dataset: Mapping[str, Any], scale: int) -> None:
-    """The first GT image and its LR counterpart differ by ``scale`` (when the counterpart can be found)."""
-    gt = _first_image(dataset['dataroot_gt'])
-    if gt is None:
-        return
-    key, gt_shape = gt
-    lq_shape = _image_shape_at(dataset['dataroot_lq'], key, dataset.get('filename_tmpl', '{}'))
-    if lq_shape is None:
-        return
-    if (gt_shape[0], gt_shape[1]) != (lq_shape[0] * scale, lq_shape[1] * scale):
-        raise OptionError(f'scale: {scale} does not fit {option}: {key} is {gt_shape[0]}x{gt_shape[1]} in dataroot_gt '
-                          f'and {lq_shape[0]}x{lq_shape[1]} in dataroot_lq.')
-
-
-def _first_image(root: str) -> tuple[str, tuple[int, ...]] | None:
-    """``(key, shape)`` of the first image under ``root`` (a folder, or an LMDB with its meta_info.txt)."""
-    root = Path(osp.expanduser(root))
-    if root.suffix == '.lmdb':
-        meta = read_meta_info(root / 'meta_info.txt') if (root / 'meta_info.txt').is_file() else {}
-        return next(((key, shape) for key, (_, shape) in sorted(meta.items()) if shape), None)
-    folder = root
-    while folder.is_dir():
-        entries = sorted(os.listdir(folder))
-        image = next((name for name in entries if Path(name).suffix.lower() in IMAGE_SUFFIXES), None)
-        if image is not None:
-            path = folder / image
-            return str(path.relative_to(root)), image_shape(path)
-        subfolders = [name for name in entries if (folder / name).is_dir()]
-        if not subfolders:
-            return None
-        folder = folder / subfolders[0]
-    return None
-
-
-def _image_shape_at(root: str, key: str, filename_tmpl: str) -> tuple[int, ...] | None:
-    """Shape of the image ``key`` (a path relative to a GT root) under the LR ``root``, if it is there."""
-    root = Path(osp.expanduser(root))
-    if root.suffix == '.lmdb':
-        meta = read_meta_info(root / 'meta_info.txt') if (root / 'meta_info.txt').is_file() else {}
-        return meta.get(key, (None, None))[1]
-    relative = Path(key)
-    for candidate in (root / relative, root / relative.parent / (filename_tmpl.format(relative.stem) + relative.suffix)):
-        if candidate.is_file():
-            return image_shape(candidate)
-    return None
+    check_clip_frames(f'{option}.num_frame', num_frame, max(dataset.get('interval_list') or [1]), clip_frames)

@@ -15,7 +15,6 @@ import torch
 from ssl_plugin.options import SELECTIONS
 
 
-
 def check_ratio(ratio: float, option: str = 'pruning.ratio') -> float:
     if not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
         raise ValueError(f'{option} must be a number in [0, 1), got {ratio!r}.')
