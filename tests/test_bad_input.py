@@ -5,6 +5,7 @@ BasicSR's pipeline, which the test replaces by a failure so an accepted case can
 through the construction of the model and hook from the shipped config (and the runner for ``max_iters``).
 """
 import copy
+from pathlib import Path
 
 import pytest
 import yaml
@@ -189,21 +190,57 @@ def test_mmagic_bad_hook_argument_is_refused_at_construction(ssl_config):
         HOOKS.build(dict(type='SSLPruningHook', curve_interval=0))
 
 
-def test_mmagic_max_iters_shorter_than_regularisation_stops_before_the_first_iteration(ssl_config, tmp_path,
-                                                                                       offline_data):
+def _runner_config(ssl_config, work_dir, offline_data):
+    cfg = copy.deepcopy(ssl_config)
+    cfg.work_dir = str(work_dir)
+    for loader in ('train_dataloader', 'val_dataloader'):
+        cfg[loader].dataset.data_root = str(offline_data / 'video_sr')
+        cfg[loader].num_workers = 0
+    cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
+    return cfg
+
+
+def _refused_by_the_runner(cfg, message: str) -> None:
+    """The runner stops before the first iteration with ``message``, and no checkpoint is written."""
     from mmengine.runner import Runner
 
     from effsr_core.options import OptionError
 
-    cfg = copy.deepcopy(ssl_config)
-    cfg.work_dir = str(tmp_path)
-    cfg.train_dataloader.dataset.data_root = str(offline_data / 'video_sr')
-    cfg.train_dataloader.num_workers = 0
-    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
-    cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
-    cfg.train_cfg.max_iters = 50  # the config regularises for 60 iterations
     runner = Runner.from_cfg(cfg)
-    with pytest.raises(OptionError, match=r'train_cfg.max_iters \(50\) must exceed'):
+    with pytest.raises(OptionError, match=message):
         runner.train()
     assert runner.iter == 0
-    assert not list(tmp_path.rglob('*.pth')) and not list(tmp_path.rglob('pruning_factors.*'))
+    assert not list(Path(cfg.work_dir).rglob('*.pth')) and not list(Path(cfg.work_dir).rglob('pruning_factors.*'))
+
+
+MMAGIC_DATA_CASES = {
+    'more frames than a clip': ({'train_dataloader.dataset.num_input_frames': 101},
+                                'train_dataloader.dataset.num_input_frames: 101 frames'),
+    'patch larger than the frames': ({'train_pipeline.4.gt_patch_size': 512},
+                                     r'train_dataloader.dataset.pipeline\[4\].gt_patch_size: 512 is larger'),
+    'scale not that of the LR folder': ({'train_pipeline.3.dictionary': {'scale': 2}},
+                                        'scale: 2 does not fit train_dataloader.dataset'),
+    'missing GT folder': ({'train_dataloader.dataset.data_prefix.gt': 'train_sharpp'},
+                          'train_dataloader.dataset.data_prefix.gt'),
+}
+
+
+@pytest.mark.parametrize('changes,message', MMAGIC_DATA_CASES.values(), ids=MMAGIC_DATA_CASES)
+def test_mmagic_data_that_cannot_work_is_refused_before_the_first_iteration(ssl_config, tmp_path, offline_data,
+                                                                            changes, message):
+    cfg = _runner_config(ssl_config, tmp_path, offline_data)
+    for dotted, value in changes.items():
+        *parents, last = dotted.split('.')
+        target = cfg
+        for key in parents:
+            target = target[int(key)] if key.isdigit() else target[key]
+        target[int(last) if last.isdigit() else last] = value
+    cfg.train_dataloader.dataset.pipeline = cfg.train_pipeline
+    _refused_by_the_runner(cfg, message)
+
+
+def test_mmagic_max_iters_shorter_than_regularisation_stops_before_the_first_iteration(ssl_config, tmp_path,
+                                                                                       offline_data):
+    cfg = _runner_config(ssl_config, tmp_path, offline_data)
+    cfg.train_cfg.max_iters = 50  # the config regularises for 60 iterations
+    _refused_by_the_runner(cfg, r'train_cfg.max_iters \(50\) must exceed')

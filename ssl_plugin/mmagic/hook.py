@@ -15,6 +15,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper
 from mmengine.runner import Runner
 
+from effsr_core.mmagic.config_check import check_mmagic_config
 from mmagic.registry import HOOKS
 from ssl_plugin.archs.checkpoint_mapping import EXTRA_STATE
 from ssl_plugin.lifecycle import CURVE_FILE, TEACHER_FILE, SSLPruningLifecycle
@@ -54,7 +55,13 @@ class SSLPruningHook(Hook):
         return model.lifecycle
 
     # ------------------------------------------------------------------------------------ run start
+    def before_run(self, runner: Runner) -> None:
+        """Refuse data and metrics the config cannot have, before weights are loaded or a frame is read."""
+        check_mmagic_config(runner.cfg)
+
     def before_train(self, runner: Runner) -> None:
+        """Before the first iteration: refuse a ``max_iters`` that ends before pruning (the run would finish
+        "successfully" without pruning), then start the lifecycle."""
         model = self._model(runner)
         SSLPruningLifecycle.check_options(model.pruning, runner.max_iters, uses_tf=model.tf_loss is not None,
                                           fixes_flow=False, names=OPTION_NAMES)
