@@ -49,4 +49,3 @@ def _check_frames_dataset(option: str, dataset: Mapping[str, Any], scale: int | 
     scale = ((values or {}).get('dictionary') or {}).get('scale', scale)
     if isinstance(scale, int) and {'img', 'gt'} <= set(folders):
         check_scale('scale', scale, folders['gt'], folders['img'], option)
-
