@@ -44,7 +44,8 @@ def test_substitute_only_when_the_real_module_is_missing(probe_package, monkeypa
 
 def test_around_and_after_fixes_wrap_the_real_module(probe_package, monkeypatch):
     calls = []
-    _with_finder(monkeypatch, Fix('a', 'effsr_probe.present', 'around', before=lambda: calls.append('before') or 'token',
+    _with_finder(monkeypatch, Fix('a', 'effsr_probe.present', 'around',
+                                  before=lambda: calls.append('before') or 'token',
                                   after=lambda token: calls.append(f'after {token}')))
     module = importlib.import_module('effsr_probe.present')
     assert module.VALUE == 'real' and calls == ['before', 'after token']
@@ -53,8 +54,9 @@ def test_around_and_after_fixes_wrap_the_real_module(probe_package, monkeypatch)
 
 def test_several_fixes_of_one_module_all_run_in_order(probe_package, monkeypatch):
     calls = []
-    _with_finder(monkeypatch, Fix('first', 'effsr_probe.present', 'after', after=lambda m: calls.append(('1', m.VALUE))),
-                 Fix('second', 'effsr_probe.present', 'after', after=lambda m: calls.append(('2', m.VALUE))))
+    record = lambda label: lambda module: calls.append((label, module.VALUE))  # noqa: E731
+    _with_finder(monkeypatch, Fix('first', 'effsr_probe.present', 'after', after=record('1')),
+                 Fix('second', 'effsr_probe.present', 'after', after=record('2')))
     importlib.import_module('effsr_probe.present')
     assert calls == [('1', 'real'), ('2', 'real')]
 
