@@ -107,8 +107,8 @@ def test_whole_pipeline_resume_and_test_from_the_final_checkpoint(tmp_path, repo
     assert '# psnr:' in log
 
 
-def test_auto_resume_after_a_kill_while_saving_continues_from_the_previous_state(tmp_path, repo_root, tiny_video_val,
-                                                                                  basicsr_checkpoint):
+def test_auto_resume_after_a_kill_while_saving_resumes_the_previous_state(tmp_path, repo_root, tiny_video_val,
+                                                                          basicsr_checkpoint):
     """A run killed while writing its newest state (truncated, as older versions left it) resumes from the one
     before, and the saves of the run leave no temporary files."""
     options, opt = _options(tmp_path, repo_root, tiny_video_val, basicsr_checkpoint, total_iter=6)
