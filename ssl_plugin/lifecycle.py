@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
+from effsr_core.checkpoints import save_atomic
 from effsr_core.distributed import is_main_process
 from effsr_core.options import OptionError
 from ssl_plugin.pruning.curve import FactorCurve
@@ -87,7 +88,7 @@ class SSLPruningLifecycle:
             if self.tf_loss is not None:
                 self._teacher = frozen(copy.deepcopy(net))
                 if is_main_process():
-                    torch.save({'params': self._teacher.state_dict()}, self.teacher_path)
+                    save_atomic({'params': self._teacher.state_dict()}, self.teacher_path)
         regularising = net.plan is None and self.config.regularize and (
             next_iteration is None or next_iteration < self.config.prune_iter)
         if regularising and self.config.freeze_flow:

@@ -44,11 +44,21 @@ def test_substitute_only_when_the_real_module_is_missing(probe_package, monkeypa
 
 def test_around_and_after_fixes_wrap_the_real_module(probe_package, monkeypatch):
     calls = []
-    _with_finder(monkeypatch, Fix('a', 'effsr_probe.present', 'around', before=lambda: calls.append('before') or 'token',
+    _with_finder(monkeypatch, Fix('a', 'effsr_probe.present', 'around',
+                                  before=lambda: calls.append('before') or 'token',
                                   after=lambda token: calls.append(f'after {token}')))
     module = importlib.import_module('effsr_probe.present')
     assert module.VALUE == 'real' and calls == ['before', 'after token']
     assert module.__spec__.loader.get_filename('effsr_probe.present').endswith('present.py')  # inspect still works
+
+
+def test_several_fixes_of_one_module_all_run_in_order(probe_package, monkeypatch):
+    calls = []
+    record = lambda label: lambda module: calls.append((label, module.VALUE))  # noqa: E731
+    _with_finder(monkeypatch, Fix('first', 'effsr_probe.present', 'after', after=record('1')),
+                 Fix('second', 'effsr_probe.present', 'after', after=record('2')))
+    importlib.import_module('effsr_probe.present')
+    assert calls == [('1', 'real'), ('2', 'real')]
 
 
 def test_install_is_idempotent():
@@ -106,7 +116,7 @@ def test_numpy_bool8(monkeypatch):
     assert fixes.numpy_bool8() is False  # present: untouched
 
 
-def test_mmengine_loads_its_own_training_state(tmp_path, monkeypatch):
+def test_mmengine_loads_its_own_training_state(tmp_path):
     from mmengine.logging import HistoryBuffer
     from mmengine.runner import checkpoint
 
@@ -115,10 +125,7 @@ def test_mmengine_loads_its_own_training_state(tmp_path, monkeypatch):
     with pytest.raises(Exception, match='weights_only'):
         torch.load(path)
     assert isinstance(checkpoint.CheckpointLoader.load_checkpoint(str(path))['message_hub']['buf'], HistoryBuffer)
-    assert fixes.mmengine_trusted_load(checkpoint) is False  # already applied
-    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
-    stand_in = types.SimpleNamespace(CheckpointLoader=types.SimpleNamespace(_schemes={'': len}))
-    assert fixes.mmengine_trusted_load(stand_in) is False  # not needed: untouched
+    assert fixes.mmengine_safe_load(checkpoint) is False  # already applied
 
 
 # ------------------------------------------------------------------------------------------- BasicSR
@@ -137,11 +144,9 @@ def test_basicsr_resume_state_on_cpu(tmp_path):
 
 def test_basicsr_fixes_do_nothing_where_cuda_works(monkeypatch):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
-    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
     original = object()
-    module = types.SimpleNamespace(load_resume_state=original, _init_dist_pytorch=original,
+    module = types.SimpleNamespace(_init_dist_pytorch=original,
                                    BaseModel=type('BaseModel', (), {'model_to_device': original}))
-    assert fixes.basicsr_resume_state(module) is False and module.load_resume_state is original
     assert fixes.basicsr_cpu_distributed_init(module) is False and module._init_dist_pytorch is original
     assert fixes.basicsr_cpu_model_to_device(module) is False and module.BaseModel.model_to_device is original
 

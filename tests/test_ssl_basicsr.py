@@ -107,6 +107,21 @@ def test_whole_pipeline_resume_and_test_from_the_final_checkpoint(tmp_path, repo
     assert '# psnr:' in log
 
 
+def test_auto_resume_after_a_kill_while_saving_resumes_the_previous_state(tmp_path, repo_root, tiny_video_val,
+                                                                          basicsr_checkpoint):
+    """A run killed while writing its newest state (truncated, as older versions left it) resumes from the one
+    before, and the saves of the run leave no temporary files."""
+    options, opt = _options(tmp_path, repo_root, tiny_video_val, basicsr_checkpoint, total_iter=6)
+    _run('effsr_core.train', options, tmp_path)
+    root = tmp_path / 'experiments' / opt['name']
+    assert not [p for p in root.rglob('*.tmp')]
+    latest = root / 'training_states' / '6.state'
+    latest.write_bytes(latest.read_bytes()[:100])
+    log = _run('effsr_core.train', options, tmp_path, '--auto_resume')
+    assert f'skipping {latest}' in log and 'Resuming training from epoch: 0, iter: 4' in log
+    assert torch.load(latest, weights_only=True)['iter'] == 6  # written again by the resumed run
+
+
 @pytest.mark.parametrize('method,pruning', [('l1_norm', {}), ('assl', {}), ('ssl', {'round_to': 4})])
 def test_baselines_and_rounding_run_in_the_same_framework(tmp_path, repo_root, tiny_video_val, basicsr_checkpoint,
                                                           method, pruning):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -90,12 +91,24 @@ def prepare_basicsr(argv: list[str] | None, is_train: bool) -> str:
     return os.getcwd()
 
 
+@contextlib.contextmanager
+def _checkpoint_errors_in_one_line():
+    """An unsafe, unreadable or unfitting checkpoint ends the run with one line naming the file."""
+    from effsr_core.checkpoints import CheckpointError
+
+    try:
+        yield
+    except CheckpointError as error:
+        raise SystemExit(f'error: {error}') from None
+
+
 def train(argv: list[str] | None = None) -> None:
     """``python -m effsr_core.train``: check the options, then BasicSR's own ``train_pipeline``."""
     root_path = prepare_basicsr(argv, is_train=True)
     from basicsr.train import train_pipeline
 
-    train_pipeline(root_path)
+    with _checkpoint_errors_in_one_line():
+        train_pipeline(root_path)
 
 
 def test(argv: list[str] | None = None) -> None:
@@ -103,4 +116,5 @@ def test(argv: list[str] | None = None) -> None:
     root_path = prepare_basicsr(argv, is_train=False)
     from basicsr.test import test_pipeline
 
-    test_pipeline(root_path)
+    with _checkpoint_errors_in_one_line():
+        test_pipeline(root_path)

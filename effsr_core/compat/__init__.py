@@ -11,15 +11,28 @@ functional_tensor_alias   ``import torchvision.transforms.            torchvisio
                           functional_tensor``
 mmcv_ext_stub             ``import mmcv._ext``                        full mmcv (compiled ops) is installed
 numpy_bool8               ``import mmagic`` (before)                  numpy still has ``bool8``
-mmengine_trusted_load     ``import mmengine.runner.checkpoint``       torch.load does not default to
-                          (after)                                     ``weights_only=True``
-basicsr_resume_state      ``import basicsr.train`` (after)            CUDA is present and torch.load does not
-                                                                      default to ``weights_only=True``
+mmengine_safe_load        ``import mmengine.runner.checkpoint``       (always applied: safe loading)
+                          (after)
+mmengine_shape_check      ``import mmengine.runner.checkpoint``       every checkpoint fits its model
+                          (after)
+mmengine_checkpoint_name  ``import mmengine.runner.runner`` (after)   every checkpoint fits its model
+mmengine_atomic_save      ``import mmengine.fileio.backends.          no run is interrupted while saving
+                          local_backend`` (after)
+basicsr_resume_state      ``import basicsr.train`` (after)            (always applied: safe loading; CUDA is
+                                                                      used when present)
+basicsr_checkpoints       ``import basicsr.models.base_model``        (always applied: safe loading, atomic
+                          (after)                                     saving)
 basicsr_video_validation  ``import basicsr.models.video_*_model``     the model runs on a CUDA device
                           (after)
 basicsr_cpu_distributed   ``import basicsr.utils.dist_util`` and      CUDA is present
                           ``basicsr.models.base_model`` (after)
 ========================  ==========================================  ===========================================
+
+Checkpoint loading is safe by default: every file is unpickled with ``weights_only=True``, allowing only what the
+toolboxes' own training states hold (``fixes.basicsr_state_globals``, ``fixes.mmengine_state_globals``; reading
+weights alone uses ``effsr_core.checkpoints.weights_reading_globals``). A file that would import anything else is
+refused with one line naming it. The one opt-in to full (code-running) unpickling, for files you trust, is the
+environment variable ``EFFSR_TRUST_CHECKPOINTS=1``.
 
 ``install()`` adds the hook (idempotent). The set-up script also writes a ``.pth`` start-up file into the
 virtual environment so that programs which import MMagic before any plugin code runs (``mim train``,
@@ -67,10 +80,22 @@ FIXES: tuple[Fix, ...] = (
         doc='mmcv-lite has no compiled ops, but mmagic imports mmcv.ops at module level.'),
     Fix('numpy_bool8', 'mmagic', 'around', before=fixes.numpy_bool8,
         doc='mmagic 1.2.0 uses np.bool8, removed in numpy 2.'),
-    Fix('mmengine_trusted_load', 'mmengine.runner.checkpoint', 'after', after=fixes.mmengine_trusted_load,
-        doc='mmengine checkpoints pickle training state (HistoryBuffer...), refused by weights_only loading.'),
+    Fix('mmengine_safe_load', 'mmengine.runner.checkpoint', 'after', after=fixes.mmengine_safe_load,
+        doc='mmengine checkpoints pickle training state (HistoryBuffer...): allow exactly those classes, '
+            'never full unpickling (unless EFFSR_TRUST_CHECKPOINTS=1).'),
+    Fix('mmengine_shape_check', 'mmengine.runner.checkpoint', 'after', after=fixes.mmengine_shape_check,
+        doc='mmengine only warns about a weight of another shape and keeps a half-loaded model.'),
+    Fix('mmengine_checkpoint_name', 'mmengine.runner.runner', 'after',
+        after=fixes.mmengine_runner_checkpoint_name,
+        doc='Name the checkpoint file in the error when it does not fit the model.'),
+    Fix('mmengine_atomic_save', 'mmengine.fileio.backends.local_backend', 'after', after=fixes.mmengine_atomic_put,
+        doc='mmengine writes checkpoints in place: a run killed while saving leaves a truncated file.'),
     Fix('basicsr_resume_state', 'basicsr.train', 'after', after=fixes.basicsr_resume_state,
-        doc='basicsr.train.load_resume_state calls torch.cuda.current_device() and loads with weights_only.'),
+        doc='basicsr.train.load_resume_state calls torch.cuda.current_device(), cannot read its own states '
+            'with weights_only (Counter), and auto_resume picks a truncated newest state.'),
+    Fix('basicsr_checkpoints', 'basicsr.models.base_model', 'after', after=fixes.basicsr_checkpoints,
+        doc='BaseModel.load_network: unsafe/truncated files and networks that do not fit fail with raw '
+            'tracebacks; save_network / save_training_state write in place.'),
     Fix('basicsr_video_validation', 'basicsr.models.video_base_model', 'after',
         after=fixes.basicsr_video_validation,
         doc='Video validation allocates metrics on "cuda" and squeezes the shared lq tensor in place on CPU.'),
@@ -96,26 +121,26 @@ def _record(fix: Fix, changed: object) -> None:
 
 
 class _FixingLoader(importlib.abc.Loader):
-    """Wraps the real loader of a target module to run a fix around its execution."""
+    """Wraps the real loader of a target module to run its fixes around its execution (in table order)."""
 
-    def __init__(self, loader: importlib.abc.Loader, fix: Fix):
+    def __init__(self, loader: importlib.abc.Loader, fixes: list[Fix]):
         self._loader = loader
-        self._fix = fix
+        self._fixes = fixes
 
     def create_module(self, spec):
         return self._loader.create_module(spec)
 
     def exec_module(self, module):
-        fix = self._fix
-        if fix.when == 'after':
-            self._loader.exec_module(module)
-            _record(fix, fix.after(module))
-            return
-        token = fix.before() if fix.before else None
+        around = [fix for fix in self._fixes if fix.when == 'around']
+        tokens = [fix.before() if fix.before else None for fix in around]
         try:
             self._loader.exec_module(module)
         finally:
-            _record(fix, fix.after(token) if fix.after else token)
+            for fix, token in zip(around, tokens):
+                _record(fix, fix.after(token) if fix.after else token)
+        for fix in self._fixes:
+            if fix.when == 'after':
+                _record(fix, fix.after(module))
 
     def __getattr__(self, name):  # get_source, get_filename, is_package ... for inspect/linecache
         return getattr(self._loader, name)
@@ -138,25 +163,27 @@ class _FixFinder(importlib.abc.MetaPathFinder):
     """Meta-path finder that routes the target modules of ``FIXES`` through the fixing loaders."""
 
     def __init__(self, fixes: tuple[Fix, ...] = FIXES):
-        self._by_target = {fix.target: fix for fix in fixes}  # one fix per module
+        self._by_target: dict[str, list[Fix]] = {}
+        for fix in fixes:
+            self._by_target.setdefault(fix.target, []).append(fix)
         self._resolving: set[str] = set()
 
     def find_spec(self, fullname, path=None, target=None):
-        fix = self._by_target.get(fullname)
-        if fix is None or fullname in self._resolving:
+        target_fixes = self._by_target.get(fullname)
+        if target_fixes is None or fullname in self._resolving:
             return None
         self._resolving.add(fullname)
         try:
             spec = self._real_spec(fullname, path, target)
         finally:
             self._resolving.discard(fullname)
-        if fix.when == 'substitute':
+        if target_fixes[0].when == 'substitute':  # a substitute is the only fix of its module
             if spec is not None:  # the real module exists: nothing to fix
                 return None
-            return importlib.machinery.ModuleSpec(fullname, _SubstituteLoader(fix))
+            return importlib.machinery.ModuleSpec(fullname, _SubstituteLoader(target_fixes[0]))
         if spec is None or spec.loader is None:
             return None
-        spec.loader = _FixingLoader(spec.loader, fix)
+        spec.loader = _FixingLoader(spec.loader, target_fixes)
         return spec
 
     def _real_spec(self, fullname, path, target):

@@ -10,7 +10,9 @@ import importlib.machinery
 import os
 import os.path as osp
 import types
+from collections import Counter
 
+# effsr_core.checkpoints imports torch: every fix imports it when it runs, never at interpreter start.
 _PATCHED = '__effsr_compat_patched__'
 
 
@@ -96,61 +98,133 @@ def numpy_bool8() -> bool:
     return True
 
 
-def _torch_load_defaults_to_weights_only() -> bool:
-    import torch
+# ------------------------------------------------------------------------------------------- safe loading
+def mmengine_state_globals() -> list:
+    """What mmengine checkpoints written here pickle beside tensors and containers: the message hub's
+    ``HistoryBuffer`` (its statistics methods pickled as ``getattr(HistoryBuffer, name)``) and numpy arrays."""
+    from mmengine.logging import HistoryBuffer
 
-    major, minor = (int(part) for part in torch.__version__.split('.')[:2])
-    return (major, minor) >= (2, 6) and os.environ.get('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD') != '1'
+    from effsr_core.checkpoints import attribute_getter, numpy_globals
+
+    statistics = attribute_getter({HistoryBuffer: lambda name: name in HistoryBuffer._statistics_methods})
+    return [*numpy_globals(), HistoryBuffer, (statistics, 'builtins.getattr')]
 
 
-def load_trusted(path: str, map_location='cpu'):
-    """Load a training state written by this machine's own runs (it holds pickled Python objects)."""
-    import torch
-
-    return torch.load(path, map_location=map_location, weights_only=False)
+def basicsr_state_globals() -> list:
+    """What BasicSR training states pickle beside tensors and containers: ``MultiStepRestartLR`` keeps its
+    milestones in a ``collections.Counter``."""
+    return [Counter]
 
 
 # ------------------------------------------------------------------------------------------------- mmengine
-def mmengine_trusted_load(module) -> bool:
-    """Local mmengine checkpoints (own training states) are loaded with ``weights_only=False``."""
-    if not _torch_load_defaults_to_weights_only():
-        return False
+def mmengine_safe_load(module) -> bool:
+    """Local mmengine checkpoints (``load_from``, ``--resume``) are read with ``weights_only=True`` plus mmengine's
+    own training-state classes, with one-line errors for unsafe or unreadable files."""
     loader_cls = module.CheckpointLoader
     current = loader_cls._schemes.get('')
     if current is not None and _is_patched(current):
         return False
+    from effsr_core.checkpoints import load_file
 
     @_mark
     def load_from_local(filename, map_location):
-        filename = osp.expanduser(filename)
-        if not osp.isfile(filename):
-            raise FileNotFoundError(f'{filename} can not be found.')
-        return load_trusted(filename, map_location=map_location)
+        return load_file(osp.expanduser(filename), map_location=map_location,
+                         allowed_globals=mmengine_state_globals())
 
     loader_cls.register_scheme(prefixes='', loader=load_from_local, force=True)
     module.load_from_local = load_from_local
     return True
 
 
+def mmengine_shape_check(module) -> bool:
+    """mmengine only warns when a weight's shape differs from the model's and goes on with a half-loaded model:
+    refuse it with one line (missing / unexpected keys are still only listed, once, unless ``strict``)."""
+    if _is_patched(module.load_state_dict):
+        return False
+    import logging
+
+    from mmengine.logging import print_log
+    from mmengine.model import is_model_wrapper
+
+    from effsr_core.checkpoints import load_weights
+
+    @_mark
+    def load_state_dict(model, state_dict, strict=False, logger=None):
+        report = load_weights(model.module if is_model_wrapper(model) else model, state_dict, strict=strict)
+        if report:
+            print_log(f'The checkpoint was loaded non-strictly: {report.summary()}.', logger=logger,
+                      level=logging.WARNING)
+
+    module.load_state_dict = load_state_dict
+    return True
+
+
+def mmengine_runner_checkpoint_name(module) -> bool:
+    """A checkpoint that does not fit the model is named in the error (``Runner.load_checkpoint``)."""
+    cls = module.Runner
+    if _is_patched(cls.load_checkpoint):
+        return False
+    original = cls.load_checkpoint
+    from effsr_core.checkpoints import CheckpointError
+
+    @functools.wraps(original)
+    def load_checkpoint(self, filename, *args, **kwargs):
+        try:
+            return original(self, filename, *args, **kwargs)
+        except CheckpointError as error:
+            message = str(error)
+            if message.startswith(str(filename)):
+                raise
+            unnamed = message.startswith('checkpoint ')
+            raise CheckpointError(f'{filename} {message[len("checkpoint "):]}' if unnamed else
+                                  f'{filename}: {message}') from None
+
+    cls.load_checkpoint = _mark(load_checkpoint)
+    return True
+
+
+def mmengine_atomic_put(module) -> bool:
+    """mmengine writes checkpoints (and its other files) through ``LocalBackend.put``: write them atomically, so
+    that a run killed while saving leaves the previous file intact and no partial one."""
+    cls = module.LocalBackend
+    if _is_patched(cls.put):
+        return False
+    from effsr_core.checkpoints import atomic_write
+
+    @_mark
+    def put(self, obj, filepath):
+        os.makedirs(osp.dirname(osp.abspath(filepath)), exist_ok=True)
+        with atomic_write(filepath) as f:
+            f.write(obj)
+
+    cls.put = put
+    return True
+
+
 # -------------------------------------------------------------------------------------------------- BasicSR
 def basicsr_resume_state(module) -> bool:
-    """Resume BasicSR training states on CPU and with ``weights_only=False``."""
-    import torch
-
-    if torch.cuda.is_available() and not _torch_load_defaults_to_weights_only():
-        return False
+    """Resume BasicSR training states safely (``weights_only`` + ``basicsr_state_globals``), on CPU when there is
+    no CUDA, and with ``auto_resume`` from the newest state that is readable together with its networks."""
     if _is_patched(module.load_resume_state):
         return False
+    import torch
     from basicsr.utils import check_resume
+
+    from effsr_core.checkpoints import load_file
 
     @_mark
     def load_resume_state(opt):
-        resume_state_path = find_resume_state(opt)
-        if resume_state_path is None:
-            return None
         use_cuda = torch.cuda.is_available() and opt.get('num_gpu', 0) != 0
         map_location = f'cuda:{torch.cuda.current_device()}' if use_cuda else 'cpu'
-        resume_state = load_trusted(resume_state_path, map_location=map_location)
+        if opt.get('auto_resume'):
+            found = latest_good_state(opt, map_location)
+            if found is None:
+                return None
+            opt['path']['resume_state'], resume_state = found
+        elif opt['path'].get('resume_state'):
+            resume_state = load_file(opt['path']['resume_state'], map_location, basicsr_state_globals())
+        else:
+            return None
         check_resume(opt, resume_state['iter'])
         return resume_state
 
@@ -158,18 +232,102 @@ def basicsr_resume_state(module) -> bool:
     return True
 
 
-def find_resume_state(opt) -> str | None:
-    """The training state to resume from: the newest one with ``auto_resume``, else ``path.resume_state``."""
-    if opt.get('auto_resume'):
-        state_dir = opt['path'].get('training_states') or osp.join('experiments', opt['name'], 'training_states')
-        if osp.isdir(state_dir):
-            iters = [int(name[:-len('.state')]) for name in os.listdir(state_dir)
-                     if name.endswith('.state') and name[:-len('.state')].isdigit()]
-            if iters:
-                opt['path']['resume_state'] = osp.join(state_dir, f'{max(iters)}.state')
-                return opt['path']['resume_state']
+def _resume_networks(opt, iteration: int) -> list[str]:
+    """The network files ``check_resume`` will load for a state of ``iteration``."""
+    ignored = opt['path'].get('ignore_resume_networks') or []
+    return [osp.join(opt['path']['models'], f'net_{key.removeprefix("network_")}_{iteration}.pth')
+            for key in opt if key.startswith('network_') and key not in ignored]
+
+
+def latest_good_state(opt, map_location='cpu') -> tuple[str, dict] | None:
+    """``auto_resume``: the newest training state (path, content) that loads, as do its network files; each newer
+    one skipped (a run killed while saving) is named in a WARNING."""
+    import logging
+
+    from effsr_core.checkpoints import CheckpointError, load_file, weights_reading_globals
+
+    state_dir = opt['path'].get('training_states') or osp.join('experiments', opt['name'], 'training_states')
+    if not osp.isdir(state_dir):
         return None
-    return opt['path'].get('resume_state')
+    iterations = sorted((int(name[:-len('.state')]) for name in os.listdir(state_dir)
+                         if name.endswith('.state') and name[:-len('.state')].isdigit()), reverse=True)
+    for iteration in iterations:
+        path = osp.join(state_dir, f'{iteration}.state')
+        try:
+            state = load_file(path, map_location, basicsr_state_globals())
+            for network in _resume_networks(opt, iteration):
+                load_file(network, allowed_globals=weights_reading_globals())
+        except (CheckpointError, FileNotFoundError) as error:
+            logging.getLogger('basicsr').warning(f'auto_resume: skipping {path}: {error}')
+            continue
+        return path, state
+    return None
+
+
+def basicsr_checkpoints(module) -> bool:
+    """``BaseModel``: load networks safely, refusing with one line a checkpoint of another network (non-strict:
+    listing what was not loaded, once), and save networks and training states atomically."""
+    cls = module.BaseModel
+    if _is_patched(cls.load_network):
+        return False
+    from basicsr.utils import get_root_logger
+    from basicsr.utils.dist_util import master_only
+
+    from effsr_core.checkpoints import (CheckpointError, generator_state, load_file, load_weights,
+                                        weights_reading_globals)
+
+    @_mark
+    def load_network(self, net, load_path, strict=True, param_key='params'):
+        net = self.get_bare_model(net)
+        checkpoint = load_file(load_path, allowed_globals=weights_reading_globals())
+        if isinstance(checkpoint, dict) and param_key is not None and param_key not in checkpoint \
+                and 'params' in checkpoint:
+            param_key = 'params'  # BasicSR: no params_ema, use params
+        try:
+            state = generator_state(checkpoint, param_key)
+        except CheckpointError as error:
+            raise CheckpointError(f'{load_path}: {error}') from None
+        logger = get_root_logger()
+        logger.info(f'Loading {type(net).__name__} model from {load_path}, with param key: [{param_key}].')
+        report = load_weights(net, state, strict=strict, skip_mismatched_shapes=not strict, source=str(load_path))
+        if report:
+            logger.warning(f'Loaded {load_path} non-strictly into {type(net).__name__}: {report.summary()}.')
+
+    @_mark
+    def save_network(self, net, net_label, current_iter, param_key='params'):
+        nets = net if isinstance(net, list) else [net]
+        keys = param_key if isinstance(param_key, list) else [param_key]
+        if len(nets) != len(keys):
+            raise ValueError(f'save_network: {len(nets)} networks but {len(keys)} param keys.')
+        content = {key: {name.removeprefix('module.'): value.cpu() if hasattr(value, 'cpu') else value
+                         for name, value in self.get_bare_model(one).state_dict().items()}
+                   for one, key in zip(nets, keys)}
+        label = 'latest' if current_iter == -1 else current_iter
+        _save_or_warn(content, osp.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
+
+    @master_only
+    def save_training_state(self, epoch, current_iter):
+        if current_iter == -1:
+            return
+        state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],
+                 'schedulers': [s.state_dict() for s in self.schedulers]}
+        _save_or_warn(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+    cls.load_network, cls.save_network = load_network, save_network
+    cls.save_training_state = _mark(save_training_state)
+    return True
+
+
+def _save_or_warn(content, path: str) -> None:
+    """Save atomically; like BasicSR, a failed save is logged and training goes on (the previous file stays)."""
+    from basicsr.utils import get_root_logger
+
+    from effsr_core.checkpoints import save_atomic
+
+    try:
+        save_atomic(content, path)
+    except OSError as error:
+        get_root_logger().warning(f'Could not save {path}: {error}')
 
 
 def basicsr_video_validation(module) -> bool:
@@ -249,4 +407,3 @@ def basicsr_cpu_model_to_device(module) -> bool:
 
     cls.model_to_device = _mark(model_to_device)
     return True
-

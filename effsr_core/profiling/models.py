@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from torch import nn
 
-from effsr_core.checkpoints import CheckpointError, read_generator_state
+from effsr_core.checkpoints import CheckpointError, load_weights, read_generator_state
 from effsr_core.options import OptionError
 
 PYTHON_CONFIG_SUFFIX = '.py'
@@ -80,13 +80,9 @@ def load_checkpoint(model: nn.Module, path: str | Path, param_key: str | None = 
         param_key: Entry to read (default: ``params_ema`` when present, else ``params``, or ``state_dict``).
     """
     try:
-        state = read_generator_state(path, param_key)
+        load_weights(model, read_generator_state(path, param_key), strict=True, source=str(path))
     except CheckpointError as error:
-        raise ModelBuildError(str(error)) from error
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise ModelBuildError(f'{path} does not fit {type(model).__name__}: {error}') from error
+        raise ModelBuildError(str(error)) from None
 
 
 def build_model_from_options(path: str | Path, checkpoint: str | Path | None = None,

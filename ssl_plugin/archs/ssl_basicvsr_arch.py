@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from effsr_core.checkpoints import read_generator_state
+from effsr_core.checkpoints import load_weights, read_generator_state
 from effsr_core.registry import register
 from ssl_plugin.archs import checkpoint_mapping
 from ssl_plugin.archs.rsc import add_to_channels, gather_channels
@@ -150,7 +150,7 @@ class SSLBasicVSR(nn.Module):
         self.pending_plan: PruningPlan | None = None  # units being regularised towards zero (dense network only)
         self._build(None if plan is None else PruningPlan.coerce(plan))
         if pretrained:
-            self.load_state_dict(read_generator_state(pretrained), strict=True)
+            load_weights(self, read_generator_state(pretrained), strict=True, source=str(pretrained))
 
     # ------------------------------------------------------------------------------------------ structure
     @property

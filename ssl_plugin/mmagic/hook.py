@@ -15,6 +15,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper
 from mmengine.runner import Runner
 
+from effsr_core.checkpoints import load_weights
 from effsr_core.mmagic.config_check import check_mmagic_config
 from mmagic.registry import HOOKS
 from ssl_plugin.archs.checkpoint_mapping import EXTRA_STATE
@@ -92,8 +93,9 @@ class SSLPruningHook(Hook):
         extra = decode_state(extra)
         plan = None if extra.get('plan') is None else PruningPlan.coerce(extra['plan'])
         if plan != model.generator.plan:
-            model.generator.load_state_dict(  # the generator rebuilds itself for the incoming plan
-                {k[len('generator.'):]: v for k, v in checkpoint['state_dict'].items() if k.startswith('generator.')})
+            load_weights(model.generator,  # the generator rebuilds itself for the incoming plan
+                         {k[len('generator.'):]: v for k, v in checkpoint['state_dict'].items()
+                          if k.startswith('generator.')})
             self._rebuild_training_objects(runner, schedulers=plan is not None)
 
     def _rebuild_training_objects(self, runner: Runner, schedulers: bool) -> None:

@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 
+from effsr_core.checkpoints import atomic_write
 from effsr_core.distributed import is_main_process
 
 
 class FactorCurve:
     """Appends ``iter, alpha, gamma_pruned, gamma_kept`` rows to a CSV (main process only) and plots them.
 
-    A resumed run appends to the same file; when an iteration appears twice the later row wins.
+    A resumed run appends to the same file; when an iteration appears twice the later row wins. Both files are
+    replaced atomically, so a run killed while writing leaves the previous version.
     """
 
     FIELDS = ('iter', 'alpha', 'gamma_pruned', 'gamma_kept')
@@ -21,13 +24,17 @@ class FactorCurve:
     def record(self, iteration: int, alpha: float, gamma_pruned: float, gamma_kept: float) -> None:
         if not is_main_process():
             return
-        new_file = not os.path.exists(self.csv_path)
         os.makedirs(os.path.dirname(self.csv_path) or '.', exist_ok=True)
-        with open(self.csv_path, 'a', newline='') as f:
-            writer = csv.writer(f)
-            if new_file:
-                writer.writerow(self.FIELDS)
-            writer.writerow([iteration, f'{alpha:.6g}', f'{gamma_pruned:.6g}', f'{gamma_kept:.6g}'])
+        text = io.StringIO(newline='')
+        writer = csv.writer(text)
+        if os.path.exists(self.csv_path):
+            with open(self.csv_path, newline='') as f:
+                text.write(f.read())
+        else:
+            writer.writerow(self.FIELDS)
+        writer.writerow([iteration, f'{alpha:.6g}', f'{gamma_pruned:.6g}', f'{gamma_kept:.6g}'])
+        with atomic_write(self.csv_path, 'w', newline='') as f:
+            f.write(text.getvalue())
 
     def rows(self) -> list[dict[str, float]]:
         if not os.path.exists(self.csv_path):
@@ -56,6 +63,7 @@ class FactorCurve:
         ax.set_title('Sparsity-inducing regularisation')
         ax.legend()
         fig.tight_layout()
-        fig.savefig(png_path)
+        with atomic_write(png_path) as f:
+            fig.savefig(f, format='png')
         plt.close(fig)
         return png_path
