@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from effsr_core.checkpoints import save_atomic
+from effsr_core.checkpoints import read_generator_state, save_atomic
 from effsr_core.distributed import is_main_process
 from effsr_core.options import OptionError
 from ssl_plugin.pruning.curve import FactorCurve
@@ -153,7 +153,7 @@ class SSLPruningLifecycle:
                                         f'{self.teacher_path} when this experiment started; it is missing '
                                         '(remove the TF loss or restart the experiment).')
             teacher = type(net)(**net.config)
-            teacher.load_state_dict(torch.load(self.teacher_path, map_location='cpu', weights_only=True)['params'])
+            teacher.load_state_dict(read_generator_state(self.teacher_path, 'params'))
             self._teacher = frozen(teacher.to(next(net.parameters()).device))
         return self._teacher
 

@@ -88,7 +88,7 @@ def test_profiler_ssl_pretrained_and_teacher_refuse_pickled_code(tmp_path, malic
 
     lifecycle = SSLPruningLifecycle({'method': 'ssl', 'ratio': 0.5}, teacher_path=str(malicious),
                                     curve_path=str(tmp_path / 'curve.csv'))
-    with pytest.raises(Exception, match='Weights only load failed'):  # torch.load(weights_only=True)
+    with pytest.raises(CheckpointError, match='malicious.pth: refused to load: it would import'):
         lifecycle.teacher(SSLBasicVSR(num_feat=8, num_block=1))
 
 
