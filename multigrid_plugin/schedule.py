@@ -206,7 +206,7 @@ class MultigridSchedule:
         """How many times more LR pixels x frames a fixed-size baseline processes over the same iterations (an
         upper bound of the compute saving; default baseline: the largest sizes). 32/64 x 7/11/15 in six equal
         stages against 64 x 15: about 2.18."""
-        patch = baseline_patch_size or self.spatial_sizes[-1]
-        frames = baseline_frames or self.temporal_sizes[-1]
+        patch = self.spatial_sizes[-1] if baseline_patch_size is None else baseline_patch_size
+        frames = self.temporal_sizes[-1] if baseline_frames is None else baseline_frames
         work = sum(stage.length * stage.patch_size ** 2 * stage.frames for stage in self.stages)
         return self.total_iter * patch ** 2 * frames / work
