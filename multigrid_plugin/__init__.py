@@ -1,1 +1,7 @@
-"""Placeholder: this plugin's components arrive with their own issue."""
+"""Multigrid VSR training (Lin et al., "Accelerating the Training of Video Super-Resolution Models").
+
+Framework-free: ``schedule`` (``MultigridSchedule``: stage, LR patch size and frames as a pure function of the
+iteration), ``lr_schedule`` (Eq. 1's dynamic LR with warmup as the scheduler ``MultigridLR``, the linear scaling
+rule) and ``options`` (the ``multigrid`` option section). Declared in the ``effsr.plugins`` entry-point group.
+"""
+from multigrid_plugin import lr_schedule  # noqa: F401  (registers the LR scheduler MultigridLR)

@@ -1,0 +1,94 @@
+"""Multigrid training's options, declared once: the ``multigrid`` section checks BasicSR options and MMagic
+configs, builds the schedule and makes the table in docs/options.md.
+
+The section's keys are also the keyword arguments of the LR scheduler ``MultigridLR`` (besides ``total_iter``,
+which each toolbox keeps in its own place), so the sampler and the scheduler are built from the same values.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping
+
+from effsr_core.options import Option, OptionError, OptionSection
+from multigrid_plugin.schedule import (MODES, ORDERS, MultigridSchedule, ScheduleError, check_sizes,
+                                       check_stage_iters, paper_spatial_sizes, paper_temporal_sizes, stage_sizes)
+
+#: Shapes of the within-stage decay (see ``multigrid_plugin.lr_schedule``).
+FORMS = ('cosine', 'literal')
+CYCLES = ('spatial_sizes', 'temporal_sizes')
+
+
+@contextmanager
+def schedule_errors(prefix: str, outside: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Re-raise a ``ScheduleError`` as an ``OptionError`` naming the option: ``prefix.<field>``, or
+    ``outside[field]`` for values kept outside the section (e.g. ``total_iter`` -> ``train.total_iter``)."""
+    try:
+        yield
+    except ScheduleError as error:
+        name = (outside or {}).get(error.field, f'{prefix}.{error.field}')
+        raise OptionError(f'{name}: {error.message}') from error
+
+
+def _check_cycles(values: dict[str, Any], prefix: str) -> None:
+    """The cross-option rules that do not need the training length or the baseline sizes."""
+    with schedule_errors(prefix):
+        for name in CYCLES:
+            if values[name] is not None:
+                check_sizes(name, values[name])
+        if all(values[name] is not None for name in CYCLES):
+            num_stages = len(stage_sizes(values['spatial_sizes'], values['temporal_sizes'], values['order'],
+                                         values['mode']))
+            check_stage_iters(values['stage_iters'], num_stages)
+
+
+MULTIGRID = OptionSection('multigrid', 'multigrid training: spatial x temporal cycles and the dynamic LR of Eq. 1', (
+    Option('spatial_sizes', None, 'LR patch sizes of the spatial cycle, strictly increasing (null: the paper\'s '
+           '{max(32, H/2), H} from the baseline LR patch size H)', type=int, minimum=1, nullable=True, is_list=True),
+    Option('temporal_sizes', None, 'frames per clip of the temporal cycle, strictly increasing (null: the paper\'s '
+           '{max(6, T/2), 3T/4, T} as T-2d, T-d, T with d = ceil(T/4), from the baseline frames T)',
+           type=int, minimum=1, nullable=True, is_list=True),
+    Option('order', 'hierarchical', 'hierarchical: a temporal cycle inside each spatial stage (paper); synchronous: '
+           'both grow together (Table 8 ablation; lists of equal length)', choices=ORDERS),
+    Option('mode', 'spatial_temporal', 'which cycles run: both, spatial only (frames fixed at the last temporal '
+           'size; sliding-window models such as EDVR) or temporal only (patch fixed at the last spatial size)',
+           choices=MODES),
+    Option('stage_iters', None, 'iterations of every stage, adding up to the training length (null: equal stages)',
+           type=int, minimum=1, nullable=True, is_list=True),
+    Option('warmup_iter', 0, 'linear LR warmup over the first iterations (paper: 5000 with large minibatches); '
+           'replaces the toolbox\'s own warmup', minimum=0),
+    Option('eta_min', 0.0, 'LR floor the cosine decays towards (same for every param group)', minimum=0),
+    Option('form', 'cosine', 'decay within a stage: cosine = 1/2(1+cos(pi x)) (cosine annealing, as the text '
+           'says), literal = cos(x) as Eq. 1 is printed', choices=FORMS),
+), where='Framework-free: `MultigridLR(optimizer, total_iter, **multigrid)` and `build_schedule()`; the training '
+         'length comes from the toolbox (BasicSR `train.total_iter`, MMagic `train_cfg.max_iters`)',
+   validate=_check_cycles)
+
+
+def build_schedule(values: Mapping[str, Any], total_iter: int, prefix: str = 'multigrid', *,
+                   baseline_patch_size: int | None = None, baseline_frames: int | None = None,
+                   outside: Mapping[str, str] | None = None) -> MultigridSchedule:
+    """The schedule of a checked ``multigrid`` section (``MULTIGRID.check(...)``) over ``total_iter`` iterations.
+
+    Args:
+        values: the checked section.
+        total_iter: training iterations.
+        prefix: the section's full option name, for messages.
+        baseline_patch_size, baseline_frames: the baseline's LR patch size and frames, from which the paper's
+            cycles are derived where ``spatial_sizes`` / ``temporal_sizes`` are null.
+        outside: option names, for messages, of ``total_iter`` / ``patch_size`` / ``frames`` (the baseline sizes)
+            where the toolbox keeps them, e.g. ``{'total_iter': 'train.total_iter'}``.
+    """
+    derive = {'spatial_sizes': (baseline_patch_size, paper_spatial_sizes, 'LR patch size'),
+              'temporal_sizes': (baseline_frames, paper_temporal_sizes, 'number of frames')}
+    cycles = {}
+    with schedule_errors(prefix, outside):
+        for name, (baseline, paper_sizes, what) in derive.items():
+            if values[name] is not None:
+                cycles[name] = values[name]
+            elif baseline is not None:
+                cycles[name] = paper_sizes(baseline)
+            else:
+                raise OptionError(f'{prefix}.{name}: must be set (a list of ints), as there is no baseline {what} to '
+                                  'derive the paper\'s sizes from.')
+        return MultigridSchedule(cycles['spatial_sizes'], cycles['temporal_sizes'], total_iter, order=values['order'],
+                                 mode=values['mode'], stage_iters=values['stage_iters'])
