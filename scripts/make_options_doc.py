@@ -52,12 +52,16 @@ def render() -> str:
     return ''.join(parts)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='python scripts/make_options_doc.py', description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog='example:\n  python scripts/make_options_doc.py --check\n')
     parser.add_argument('--check', action='store_true', help='do not write; exit 1 if docs/options.md is stale')
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     text = render()
     if args.check:
         stale = not OUTPUT.is_file() or OUTPUT.read_text() != text

@@ -67,16 +67,27 @@ def vimeo_lines(list_file: str | Path) -> list[str]:
     return [meta_line(seq, frames, shape) for seq in Path(list_file).read_text().split()]
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest='kind', required=True)
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand per kind of source."""
+    parser = argparse.ArgumentParser(
+        prog='python -m effsr_core.data.meta_info', description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='example:\n  python -m effsr_core.data.meta_info folders datasets/REDS/train_sharp '
+               'datasets/REDS/meta_info_REDS_GT.txt\n')
+    sub = parser.add_subparsers(dest='kind', required=True, metavar='{folders,vimeo}',
+                                help='folders: one line per clip folder; vimeo: from a Vimeo-90K list file')
     folders = sub.add_parser('folders', help='one line per clip folder (REDS, Vid4, UDM10...)')
-    folders.add_argument('gt_root')
-    folders.add_argument('output')
+    folders.add_argument('gt_root', help='folder of GT clip folders, e.g. datasets/REDS/train_sharp')
+    folders.add_argument('output', help='meta_info file to write')
     folders.add_argument('--clips', nargs='+', help='only these clips (e.g. REDS4: 000 011 015 020)')
     vimeo = sub.add_parser('vimeo', help='from a Vimeo-90K sep_trainlist.txt / sep_testlist.txt')
-    vimeo.add_argument('list_file')
-    vimeo.add_argument('output')
+    vimeo.add_argument('list_file', help='sep_trainlist.txt or sep_testlist.txt')
+    vimeo.add_argument('output', help='meta_info file to write')
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     lines = folder_lines(args.gt_root, args.clips) if args.kind == 'folders' else vimeo_lines(args.list_file)
     Path(args.output).write_text(''.join(lines))
