@@ -61,15 +61,26 @@ def _plan(path):
 
 
 def test_pipeline_and_resume_in_both_phases(tmp_path, repo_root, offline_data, mmagic_checkpoint):
-    runner = _train(_config(tmp_path, repo_root, offline_data, mmagic_checkpoint, max_iters=4))
-    assert runner.model.generator.plan is None and runner.model.generator.pending_plan is not None
-    dense_params = sum(p.numel() for p in runner.model.generator.parameters())
-    assert _plan(tmp_path / 'iter_4.pth')['plan'] is None
+    import shutil
 
-    runner = _train(_config(tmp_path, repo_root, offline_data, mmagic_checkpoint, max_iters=6, resume=True))
+    full = tmp_path / 'uninterrupted'
+    runner = _train(_config(full, repo_root, offline_data, mmagic_checkpoint, max_iters=8))
+    dense_state = torch.load(full / 'iter_4.pth', weights_only=False)['state_dict']
+    dense_params = sum(value.numel() for key, value in dense_state.items()
+                       if key.startswith('generator.') and value.is_floating_point())
+    assert _plan(full / 'iter_4.pth')['plan'] is None  # still regularising at iteration 4
+    uninterrupted_plan = runner.model.generator.plan.to_dict()
+
+    # a run killed after iteration 4 (regularisation phase) resumes from its checkpoint
+    for name in ('iter_4.pth', 'pruning_start.pth', 'pruning_factors.csv'):  # what the killed run left
+        shutil.copy(full / name, tmp_path / name)
+    cfg = _config(tmp_path, repo_root, offline_data, mmagic_checkpoint, max_iters=6, resume=True)
+    cfg.load_from = str(tmp_path / 'iter_4.pth')
+    runner = _train(cfg)
     generator = runner.model.generator
     assert runner.iter == 6 and generator.plan is not None
     assert sum(p.numel() for p in generator.parameters()) < dense_params
+    assert generator.plan.to_dict() == uninterrupted_plan
     optimised = {id(p) for group in runner.optim_wrapper.optimizer.param_groups for p in group['params']}
     assert optimised == {id(p) for p in runner.model.parameters()}  # the optimizer follows the compact network
     assert runner.param_schedulers and 'train/loss_tf' in runner.message_hub.log_scalars
@@ -78,9 +89,9 @@ def test_pipeline_and_resume_in_both_phases(tmp_path, repo_root, offline_data, m
     assert plan is not None and plan['method'] == 'ssl'
     for name in ('pruning_start.pth', 'pruning_factors.csv', 'pruning_factors.png'):
         assert (tmp_path / name).is_file()
-    logged = ''.join(p.read_text() for p in tmp_path.glob('*/vis_data/scalars.json'))
+    logged = ''.join(p.read_text() for p in tmp_path.rglob('vis_data/scalars.json'))  # both runs
     assert '"gamma_pruned"' in logged and '"loss_sir"' in logged and '"loss_tf"' in logged
-    assert list(tmp_path.glob('*/vis_data/events.out.tfevents.*'))  # TensorBoard
+    assert list(tmp_path.glob('*/vis_data/events.out.tfevents.*'))  # TensorBoard of the resumed run
 
     runner = _train(_config(tmp_path, repo_root, offline_data, mmagic_checkpoint, max_iters=8, resume=True))
     assert runner.iter == 8 and runner.model.generator.plan.to_dict() == plan
