@@ -3,12 +3,16 @@ the option and what is allowed (BasicSR itself fails late, deep in a dataloader,
 
 What a model reads is declared as data: BasicSR's own train keys below (per model class), a plugin model's
 additions in its ``train_options`` and its own top-level sections in ``option_sections`` (``OptionSection``s).
+A plugin that changes BasicSR's training pipeline itself (not a model) declares the top-level section its pipeline
+wrapper reads with ``register_pipeline_section``: it then applies to every model derived from the named BasicSR
+model classes (e.g. ``multigrid`` for every video model).
 """
 from __future__ import annotations
 
 import inspect
 import os.path as osp
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 from effsr_core.basicsr.dataset_check import check_dataset
 from effsr_core.basicsr.schedulers import supported_schedulers
@@ -45,6 +49,38 @@ BASICSR_TRAIN_OPTIONS: dict[str, tuple[Option, ...]] = {
         Option('flow_lr_mul', 1.0, 'LR multiplier of the optical-flow network', minimum=0),
     ),
 }
+
+
+@dataclass(frozen=True)
+class PipelineSection:
+    """A top-level section read by a wrapper of BasicSR's training pipeline, for any model of the given bases.
+
+    Args:
+        section: the declared options.
+        model_bases: names of the BasicSR model classes (or plugin models) it works with; subclasses included.
+        check: ``check(opt, model_cls, check_paths)``, the rules that need the whole options file (raise
+            ``OptionError``); it runs after every other check.
+        schedulers: registered LR schedulers the wrapper makes available to those models; they need the section.
+    """
+    section: OptionSection
+    model_bases: tuple[str, ...]
+    check: Callable[[dict, type, bool], None] | None = None
+    schedulers: tuple[str, ...] = ()
+
+    def applies_to(self, model_cls: type) -> bool:
+        return any(klass.__name__ in self.model_bases for klass in model_cls.__mro__)
+
+
+#: Top-level sections read by pipeline wrappers, by name (``register_pipeline_section``).
+PIPELINE_SECTIONS: dict[str, PipelineSection] = {}
+
+
+def register_pipeline_section(entry: PipelineSection) -> None:
+    """Declare a section a plugin's pipeline wrapper reads (idempotent for the same declaration)."""
+    known = PIPELINE_SECTIONS.get(entry.section.name)
+    if known is not None and known != entry:
+        raise KeyError(f'pipeline section {entry.section.name!r} is already declared differently.')
+    PIPELINE_SECTIONS[entry.section.name] = entry
 
 
 def train_options(model_cls: type) -> OptionSection | None:
@@ -107,14 +143,29 @@ def check_basicsr_options(opt: dict, is_train: bool = True, check_paths: bool = 
             if key.endswith('_opt') and isinstance(value, Mapping) and 'type' in value:
                 if value['type'] not in LOSS_REGISTRY:
                     raise unknown_choice(f'train.{key}.type', value['type'], LOSS_REGISTRY.keys())
-        scheduler = (train.get('scheduler') or {}).get('type')
-        allowed = supported_schedulers(model_cls)
-        if scheduler is not None and scheduler not in allowed:
-            raise unknown_choice('train.scheduler.type', scheduler, allowed)
+        _check_scheduler(opt, model_cls, (train.get('scheduler') or {}).get('type'))
     if opt.get('val') is not None:
         _check_metrics(opt['val'])
     if hasattr(model_cls, 'check_options'):
         model_cls.check_options(opt)
+    for name, entry in PIPELINE_SECTIONS.items():
+        if opt.get(name) is not None and entry.check is not None:
+            entry.check(opt, model_cls, check_paths)
+
+
+def _check_scheduler(opt: Mapping[str, Any], model_cls: type, scheduler: str | None) -> None:
+    """The scheduler is one the model builds, or one a pipeline section present in ``opt`` provides."""
+    provided = {name: entry for entry in PIPELINE_SECTIONS.values() if entry.applies_to(model_cls)
+                for name in entry.schedulers}
+    if scheduler is None:
+        return
+    allowed = tuple(dict.fromkeys((*supported_schedulers(model_cls), *provided)))
+    if scheduler not in allowed:
+        raise unknown_choice('train.scheduler.type', scheduler, allowed)
+    if scheduler in provided and opt.get(provided[scheduler].section.name) is None:
+        section = provided[scheduler].section.name
+        raise OptionError(f'train.scheduler.type: {scheduler} takes its settings from the {section} section, which '
+                          f'is missing; add a {section} section or choose another scheduler.')
 
 
 def _check_top_level(opt: Mapping[str, Any], model_type: str, model_cls: type) -> None:
@@ -122,19 +173,27 @@ def _check_top_level(opt: Mapping[str, Any], model_type: str, model_cls: type) -
     that looks like a misspelt one, is refused (it would otherwise be silently ignored)."""
     sections = plugin_sections()
     own = {section.name: section for section in getattr(model_cls, 'option_sections', ())}
-    known = [*BASICSR_TOP_LEVEL, *sections]
+    known = [*BASICSR_TOP_LEVEL, *sections, *PIPELINE_SECTIONS]
     for key, value in opt.items():
         if key in own:
             own[key].check(value, key)
+        elif key in PIPELINE_SECTIONS:
+            entry = PIPELINE_SECTIONS[key]
+            if not entry.applies_to(model_cls):
+                raise OptionError(f'{key}: this section is read for models derived from '
+                                  f'{", ".join(entry.model_bases)}, not by {model_type}, which would ignore it. '
+                                  'Change model_type or remove the section.')
+            entry.section.check(value, key)
         elif key in sections:
             readers = ', '.join(sections[key])
             raise OptionError(f'{key}: this section is read by model_type {readers}, not by {model_type}, which '
                               'would ignore it. Change model_type or remove the section.')
         elif key not in BASICSR_TOP_LEVEL and not key.startswith('network_'):
             hint = did_you_mean([key], known)
+            plugins = ', '.join([*sections, *PIPELINE_SECTIONS]) or 'nothing more'
             if hint or isinstance(value, Mapping):
                 raise OptionError(f'{key}: unknown top-level key; BasicSR reads {", ".join(BASICSR_TOP_LEVEL)}, '
-                                  f'network_*, and the plugins {", ".join(sections) or "nothing more"}.{hint}')
+                                  f'network_*, and the plugins {plugins}.{hint}')
 
 
 def _check_metrics(val: Mapping[str, Any]) -> None:

@@ -7,6 +7,7 @@ and leaves every other name to BasicSR.
 from __future__ import annotations
 
 import copy
+from typing import Any, Mapping
 
 from effsr_core import registry
 
@@ -25,8 +26,22 @@ class RegisteredSchedulers:
 
     def setup_schedulers(self) -> None:
         options = copy.deepcopy(self.opt['train'].get('scheduler') or {})
-        scheduler_cls = registry.components('lr_scheduler').get(options.pop('type', None))
+        name = options.pop('type', None)
+        scheduler_cls = registry.components('lr_scheduler').get(name)
         if scheduler_cls is None:
             super().setup_schedulers()
             return
+        options = self.scheduler_arguments(name, options)
         self.schedulers.extend(scheduler_cls(optimizer, **options) for optimizer in self.optimizers)
+
+    def scheduler_arguments(self, name: str, options: dict) -> dict:
+        """Keyword arguments of the registered scheduler ``name``: ``train.scheduler`` without ``type``. A mixin
+        whose scheduler takes its settings from elsewhere in the options (e.g. the multigrid section) overrides it."""
+        return options
+
+
+def schedule_offset(model_cls: type, opt: Mapping[str, Any]) -> int:
+    """Iterations before ``train.scheduler`` starts for this model class: 0, unless the class declares
+    ``schedule_offset(opt)`` (a model that restarts its schedule later, e.g. SSL fine-tuning after pruning)."""
+    offset = getattr(model_cls, 'schedule_offset', None)
+    return int(offset(opt)) if callable(offset) else 0

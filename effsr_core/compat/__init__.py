@@ -26,6 +26,8 @@ basicsr_video_validation  ``import basicsr.models.video_*_model``     the model 
                           (after)
 basicsr_cpu_distributed   ``import basicsr.utils.dist_util`` and      CUDA is present
                           ``basicsr.models.base_model`` (after)
+basicsr_spynet_small      ``import basicsr.archs.spynet_arch``        (always applied: flows are bit-identical
+                          (after)                                     wherever the original works, > 32 px)
 ========================  ==========================================  ===========================================
 
 Checkpoint loading is safe by default: every file is unpickled with ``weights_only=True``, allowing only what the
@@ -105,6 +107,9 @@ FIXES: tuple[Fix, ...] = (
         doc='BasicSR\'s pytorch launcher hard-codes nccl and torch.cuda.set_device.'),
     Fix('basicsr_cpu_distributed', 'basicsr.models.base_model', 'after', after=fixes.basicsr_cpu_model_to_device,
         doc='BasicSR wraps DistributedDataParallel with device_ids=[torch.cuda.current_device()].'),
+    Fix('basicsr_spynet_small', 'basicsr.archs.spynet_arch', 'after', after=fixes.basicsr_spynet_small_frames,
+        doc='BasicSR\'s SpyNet fails on LR frames of 32 px or less (its pyramid top starts from a 0-px flow): '
+            'multigrid\'s 32x32 stage.'),
 )
 
 _applied: list[str] = []

@@ -407,3 +407,43 @@ def basicsr_cpu_model_to_device(module) -> bool:
 
     cls.model_to_device = _mark(model_to_device)
     return True
+
+
+def basicsr_spynet_small_frames(module) -> bool:
+    """BasicSR's ``SpyNet`` on frames of at most 32 px (multigrid's 32x32 LR stage).
+
+    ``forward`` resizes frames to a multiple of 32, so a 32-px frame reaches 1 px at the top of the 6-level
+    pyramid, and ``process`` starts there from a zero flow of half that size (0 px), which ``F.interpolate``
+    refuses. The replacement starts the top level from a zero flow of the level's own size and refines the other
+    levels exactly as before. Upsampling and padding a zero flow gives exact zeros, so wherever the original works
+    the flows are bit-identical.
+    """
+    cls = module.SpyNet
+    if _is_patched(cls.process):
+        return False
+    import torch
+    from torch.nn import functional as F
+
+    flow_warp = module.flow_warp
+
+    @_mark
+    def process(self, ref, supp):
+        refs, supps = [self.preprocess(ref)], [self.preprocess(supp)]
+        for _ in range(len(self.basic_module) - 1):
+            refs.insert(0, F.avg_pool2d(refs[0], kernel_size=2, stride=2, count_include_pad=False))
+            supps.insert(0, F.avg_pool2d(supps[0], kernel_size=2, stride=2, count_include_pad=False))
+        flow = None
+        for level, (ref_level, supp_level) in enumerate(zip(refs, supps)):
+            height, width = ref_level.shape[2:]
+            if flow is None:  # the top level: no coarser estimate
+                flow = ref_level.new_zeros(ref_level.size(0), 2, height, width)
+            else:
+                flow = F.interpolate(flow, scale_factor=2, mode='bilinear', align_corners=True) * 2.0
+                flow = F.pad(flow, [0, width - flow.size(3), 0, height - flow.size(2)], mode='replicate')
+            warped = flow_warp(supp_level, flow.permute(0, 2, 3, 1), interp_mode='bilinear', padding_mode='border')
+            flow = self.basic_module[level](torch.cat([ref_level, warped, flow], 1)) + flow
+        return flow
+
+    process.__wrapped__ = cls.process  # the original, for comparison
+    cls.process = process
+    return True

@@ -26,6 +26,7 @@ from effsr_core.basicsr.schedulers import RegisteredSchedulers
 from effsr_core.options import OptionError
 from ssl_plugin.lifecycle import CURVE_FILE, TEACHER_FILE, SSLPruningLifecycle
 from ssl_plugin.options import BASICSR_TRAIN, PRUNING
+from ssl_plugin.pruning.pruner import PruningConfig
 
 OPTION_NAMES = {'pruning': 'pruning', 'total_iters': 'train.total_iter', 'tf': 'train.tf_opt',
                 'fix_flow': 'train.fix_flow'}
@@ -46,6 +47,11 @@ class SSLPruningModel(RegisteredSchedulers, VideoRecurrentModel):
             opt.get('pruning'), train.get('total_iter', 0) if is_train else None,
             uses_tf=is_train and bool(train.get('tf_opt')), fixes_flow=is_train and bool(train.get('fix_flow')),
             names=OPTION_NAMES)
+
+    @classmethod
+    def schedule_offset(cls, opt: dict) -> int:
+        """``train.scheduler`` starts with fine-tuning: after the regularisation iterations."""
+        return PruningConfig.from_options(opt.get('pruning')).prune_iter - 1
 
     def __init__(self, opt):
         self._train_opt = copy.deepcopy(opt.get('train'))  # BasicSR pops keys from it while building

@@ -1,0 +1,80 @@
+"""The multigrid run a BasicSR options file describes: one object the loader, the model's LR scheduler, the logs
+and the options check all read, rebuilt from the options alone (so a resumed run finds the same stages)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from basicsr.utils.registry import DATASET_REGISTRY
+
+from effsr_core.basicsr.schedulers import schedule_offset
+from effsr_core.options import OptionError
+from multigrid_plugin.basicsr.datasets import FRAME_CONTROLS, FrameControl, frame_control
+from multigrid_plugin.options import MULTIGRID, build_schedule
+from multigrid_plugin.schedule import MultigridSchedule
+
+SECTION = MULTIGRID.name
+#: Where BasicSR keeps what the schedule needs, for messages.
+OUTSIDE = {'total_iter': 'train.total_iter', 'patch_size': 'datasets.train.gt_size',
+           'frames': 'datasets.train.num_frame'}
+
+
+@dataclass(frozen=True)
+class BasicSRMultigrid:
+    """Stage, LR patch size and frames of every training iteration of a BasicSR run.
+
+    ``offset`` iterations (those before the model's LR schedule starts, e.g. SSL's regularisation) train at the
+    dataset's configured shape; iteration ``offset + t`` then trains at the schedule's iteration ``t``.
+    """
+    schedule: MultigridSchedule
+    values: dict[str, Any]
+    offset: int
+    scale: int
+    configured: tuple[int, int]  # (LR patch size, frames) as the dataset options give them
+
+    @classmethod
+    def from_options(cls, opt: Mapping[str, Any], model_cls: type) -> 'BasicSRMultigrid':
+        """Raises ``OptionError`` naming the option when the section, the dataset or the length cannot work."""
+        values = MULTIGRID.check(opt.get(SECTION), SECTION)
+        dataset = opt['datasets']['train']
+        control = dataset_frame_control(dataset)
+        scale = int(dataset.get('scale', opt.get('scale')))
+        configured = (dataset['gt_size'] // scale, control.configured(dataset))
+        offset = schedule_offset(model_cls, opt)
+        total = int(opt['train']['total_iter']) - offset
+        if offset and total < 1:
+            raise OptionError(f'train.total_iter: {int(opt["train"]["total_iter"])} leaves no iteration for the '
+                              f'multigrid schedule after the {offset} iterations {model_cls.__name__} trains first.')
+        schedule = build_schedule(values, total, SECTION, baseline_patch_size=configured[0],
+                                  baseline_frames=configured[1], outside=OUTSIDE)
+        return cls(schedule, values, offset, scale, configured)
+
+    def __call__(self, iteration: int) -> tuple[int, int, int]:
+        """``(stage index, LR patch size, frames)`` of a 1-based training iteration; stage -1 before the schedule
+        starts (the configured shape)."""
+        if iteration <= self.offset:
+            return (-1, *self.configured)
+        return self.schedule(iteration - self.offset)
+
+    def describe(self, iteration: int) -> str:
+        """One log line: the stage of ``iteration`` and its shape."""
+        stage, patch, frames = self(iteration)
+        where = (f'stage {stage + 1}/{self.schedule.num_stages}' if stage >= 0 else
+                 f'before the multigrid schedule (it starts after iteration {self.offset})')
+        return (f'multigrid: iteration {iteration}: {where}, LR patch {patch}x{patch} (GT {patch * self.scale}), '
+                f'{frames} frames')
+
+    def scheduler_arguments(self) -> dict[str, Any]:
+        """Keyword arguments of ``MultigridLR`` for this run (its schedule equals ``self.schedule``)."""
+        return {'total_iter': self.schedule.total_iter, 'baseline_patch_size': self.configured[0],
+                'baseline_frames': self.configured[1], **self.values}
+
+
+def dataset_frame_control(dataset: Mapping[str, Any]) -> FrameControl:
+    """The frame control of the training dataset type, or ``OptionError`` naming ``datasets.train.type``."""
+    dataset_type = dataset.get('type')
+    control = frame_control(DATASET_REGISTRY.get(dataset_type)) if dataset_type in DATASET_REGISTRY else None
+    if control is None:
+        raise OptionError(f'datasets.train.type: multigrid training reads {dataset_type!r} at no other shape; it '
+                          f'supports {", ".join(FRAME_CONTROLS)} and their subclasses.')
+    return control
