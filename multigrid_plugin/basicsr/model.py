@@ -63,8 +63,8 @@ def multigrid_model_class(model_cls: type) -> type:
     if issubclass(model_cls, MultigridTraining):
         return model_cls
     if model_cls not in _COMPOSED:
-        mixins = (MultigridTraining,) if issubclass(model_cls, RegisteredSchedulers) else (MultigridTraining,
-                                                                                          RegisteredSchedulers)
-        _COMPOSED[model_cls] = type(f'Multigrid{model_cls.__name__}', (*mixins, model_cls),
-                                    {'__module__': __name__, '__doc__': f'{model_cls.__name__} with multigrid training.'})
+        mixins = ((MultigridTraining,) if issubclass(model_cls, RegisteredSchedulers)
+                  else (MultigridTraining, RegisteredSchedulers))
+        namespace = {'__module__': __name__, '__doc__': f'{model_cls.__name__} with multigrid training.'}
+        _COMPOSED[model_cls] = type(f'Multigrid{model_cls.__name__}', (*mixins, model_cls), namespace)
     return _COMPOSED[model_cls]
