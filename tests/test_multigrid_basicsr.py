@@ -90,8 +90,8 @@ def test_reds_recurrent_dataset_reads_each_stage_shape_and_is_restored(demo_opti
     dataset = MultigridDataset(build_dataset(dataset_opt), reshape)
     for patch, frames in ((32, 3), (48, 5), (40, 2)):
         sample = dataset[(0, patch, frames)]
-        assert sample['lq'].shape == (frames, 3, patch, patch) and sample['gt'].shape == (frames, 3, 4 * patch,
-                                                                                         4 * patch)
+        assert sample['lq'].shape == (frames, 3, patch, patch)
+        assert sample['gt'].shape == (frames, 3, 4 * patch, 4 * patch)
     assert dataset.opt['gt_size'] == 192 and dataset.num_frame == 5
     assert dataset[0]['lq'].shape == (5, 3, 48, 48)
 
@@ -129,8 +129,8 @@ def test_basicsr_spynet_takes_32_pixel_frames_and_is_unchanged_where_it_worked(m
     assert fixes._is_patched(patched) and fixes.basicsr_spynet_small_frames(spynet_arch) is False  # idempotent
     torch.manual_seed(0)
     net = spynet_arch.SpyNet().eval()
-    frames = {size: (torch.rand(2, 3, *size), torch.rand(2, 3, *size)) for size in ((64, 64), (40, 72), (33, 97),
-                                                                                   (32, 32), (16, 48))}
+    sizes = ((64, 64), (40, 72), (33, 97), (32, 32), (16, 48))
+    frames = {size: (torch.rand(2, 3, *size), torch.rand(2, 3, *size)) for size in sizes}
     with torch.no_grad():
         fixed = {size: net(*pair) for size, pair in frames.items()}
         monkeypatch.setattr(spynet_arch.SpyNet, 'process', patched.__wrapped__)
