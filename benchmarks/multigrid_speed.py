@@ -116,8 +116,9 @@ def markdown(report: dict) -> str:
               '| stage | LR patch x frames | iterations | s/iter (median) | time share | pixel x frame share |',
               '|---|---|---|---|---|---|']
     for st in s['stages']:
-        lines.append(f'| {st["stage"]} | {st["patch"]} x {st["frames"]} | {st["iterations"][0]}-{st["iterations"][1]} '
-                     f'| {st["median_seconds_per_iter"]:.3f} | {st["time_share"]:.2f} | {st["pixel_frame_share"]:.2f} |')
+        first, last = st['iterations']
+        lines.append(f'| {st["stage"]} | {st["patch"]} x {st["frames"]} | {first}-{last} | '
+                     f'{st["median_seconds_per_iter"]:.3f} | {st["time_share"]:.2f} | {st["pixel_frame_share"]:.2f} |')
     return '\n'.join(lines) + '\n'
 
 
