@@ -6,6 +6,7 @@
 #   3. train a small BasicVSR with BasicSR's own pipeline (validation + checkpoints)    <= 1.5 min
 #   4. SSL-prune it at ratio 0.5 in one BasicSR run (regularise -> prune -> fine-tune)   <= 1.5 min
 #   5. profile both with the NTIRE protocol and print the before/after table            <= 1 min
+#   6. a short multigrid BasicVSR run (4 spatial x temporal stages, Eq. 1 LR)             <= 1.5 min
 # At the end it prints the time of each step and the total.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -44,6 +45,8 @@ step basicvsr "train a small BasicVSR (BasicSR VideoRecurrentModel)" \
 step ssl "SSL pruning of that checkpoint (BasicSR, model_type SSLPruningModel)" \
   $PY -m effsr_core.train -opt options/basicsr/ssl/demo_SSL_BasicVSR_tiny_offline.yml
 step profile "NTIRE-style efficiency profile, before vs after (per frame, LR 180x320, SpyNet reported apart)" profile
+step multigrid "multigrid training of a small BasicVSR (BasicSR VideoRecurrentModel + a multigrid block)" \
+  $PY -m effsr_core.train -opt options/basicsr/multigrid/demo_multigrid_BasicVSR_tiny_offline.yml
 
 echo; echo "=== [main job $(( $(date +%s) - start ))s] done: experiments/, tb_logger/ and results/main_job_profile.json"
 echo; echo "Time per step (wall clock, OMP_NUM_THREADS=$OMP_NUM_THREADS):"
