@@ -19,18 +19,16 @@ import argparse
 import copy
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
 import yaml
+from training_runs import REPO, evaluated, prepare_workdir, run, video_quality
 
-REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / 'results'
 TEMPLATE = REPO / 'options/basicsr/ssl/demo_SSL_BasicVSR_tiny_offline.yml'
-VAL_CLIPS = ('000', '011', '015', '020')
 #: SSL+TF-w<x>: Temporal Finetuning with loss_weight x (Eq. 6's norms dwarf Charbonnier at weight 1);
 #: SSL-group-mean: pixel-shuffle groups scored per filter (pruning.group_score: mean), no TF, to compare with SSL.
 TF_WEIGHTS = {'SSL+TF': 1.0, 'SSL+TF-w0.1': 0.1, 'SSL+TF-w0.01': 0.01, 'SSL+TF-w0.001': 0.001}
@@ -55,21 +53,6 @@ def base_options(workdir: Path, name: str, seed: int) -> dict:
     opt['logger'].update(print_freq=50, save_checkpoint_freq=100000, use_tb_logger=False)
     opt['network_g'].update(num_feat=32, num_block=4, upsample_feat=32)
     return opt
-
-
-def run(workdir: Path, opt: dict) -> Path:
-    """Train through our BasicSR entry point; a run that already finished in ``workdir`` is reused."""
-    checkpoint = workdir / 'experiments' / opt['name'] / 'models' / 'net_g_latest.pth'
-    path = workdir / f'{opt["name"]}.yml'
-    if checkpoint.exists() and path.exists() and yaml.safe_load(path.read_text()) == opt:
-        return checkpoint
-    (workdir / f'{opt["name"]}.result.json').unlink(missing_ok=True)
-    path.write_text(yaml.safe_dump(opt, sort_keys=False))
-    log = workdir / f'{opt["name"]}.log'
-    with open(log, 'w') as f:
-        subprocess.run([sys.executable, '-m', 'effsr_core.train', '-opt', str(path)], cwd=workdir, stdout=f,
-                       stderr=subprocess.STDOUT, check=True)
-    return checkpoint
 
 
 def pretrain(workdir: Path, plan: dict) -> Path:
@@ -122,25 +105,11 @@ def variant_options(workdir: Path, variant: str, seed: int, pretrained: Path, pl
     return opt
 
 
-def evaluated(workdir: Path, name: str, checkpoint: Path) -> dict:
-    """``evaluate`` of a finished run, kept next to its options so that a re-run of the script reuses it."""
-    cached = workdir / f'{name}.result.json'
-    if not cached.exists():
-        cached.write_text(json.dumps(evaluate(checkpoint, workdir / f'{name}.yml')))
-    return json.loads(cached.read_text())
-
-
 def evaluate(checkpoint: Path, options_path: Path) -> dict:
     from effsr_core.profiling.counting import count_parameters
-    from effsr_core.profiling.models import build_model_from_options
-    from effsr_core.profiling.quality import VideoClipFolders, evaluate_quality
 
-    model = build_model_from_options(options_path, checkpoint)
-    video = REPO / 'data/offline/video_sr'
-    dataset = VideoClipFolders(video / 'train_sharp', video / 'train_sharp_bicubic/X4', clips=list(VAL_CLIPS))
-    with torch.no_grad():
-        quality = evaluate_quality(model, dataset, crop_border=0)
-    return {'psnr': quality.psnr, 'ssim': quality.ssim, 'params': count_parameters(model, ('spynet',)).counted,
+    model, quality = video_quality(checkpoint, options_path)
+    return {**quality, 'params': count_parameters(model, ('spynet',)).counted,
             'gmacs_per_frame_180x320': gmacs_per_frame(model)}
 
 
@@ -167,18 +136,12 @@ def main(argv=None) -> None:
     parser.add_argument('--quick', action='store_true', help='a few iterations only (smoke run, not for results)')
     parser.add_argument('--out', default=str(RESULTS / 'ssl_quality_cpu'))
     args = parser.parse_args(argv)
-    from effsr_core.data.make_offline_data import ensure_offline_data
-
-    ensure_offline_data(REPO / 'data/offline', seed=0)
-    workdir = Path(args.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    if not (workdir / 'data').exists():
-        (workdir / 'data').symlink_to(REPO / 'data')
+    workdir = prepare_workdir(args.workdir)
     plan = schedule(args.quick)
     started = time.time()
     pretrained = pretrain(workdir, plan)
     print(f'[{time.time() - started:.0f}s] pretrained {pretrained}', flush=True)
-    results = {'pretrained (dense)': [evaluated(workdir, 'pretrain_BasicVSR_32x4', pretrained)]}
+    results = {'pretrained (dense)': [evaluated(workdir, 'pretrain_BasicVSR_32x4', pretrained, evaluate)]}
     results.update({variant: [] for variant in args.variants})
     for seed in args.seeds:  # seed-major, so that an interrupted run still covers every variant
         for variant in args.variants:
@@ -189,7 +152,7 @@ def main(argv=None) -> None:
                 plan['lite_feat'] = matched_lite_width(ssl_runs[0]['gmacs_per_frame_180x320'])
             opt = variant_options(workdir, variant, seed, pretrained, plan)
             checkpoint = run(workdir, opt)
-            results[variant].append({'seed': seed, **evaluated(workdir, opt['name'], checkpoint)})
+            results[variant].append({'seed': seed, **evaluated(workdir, opt['name'], checkpoint, evaluate)})
             print(f'[{time.time() - started:.0f}s] {variant} seed {seed}: {results[variant][-1]}', flush=True)
             report = write_report(Path(args.out), results, plan, args.seeds, time.time() - started)
     print(markdown(report))

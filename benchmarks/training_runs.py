@@ -1,0 +1,63 @@
+"""Pieces shared by the quality benchmarks: train through ``python -m effsr_core.train`` in a work folder (finished
+runs with unchanged options are reused), and score a video checkpoint on the bundled validation clips."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+VAL_CLIPS = ('000', '011', '015', '020')
+
+
+def prepare_workdir(workdir: str | Path) -> Path:
+    """The work folder, with the offline data made and linked in (runs read ``data/offline/...``)."""
+    from effsr_core.data.make_offline_data import ensure_offline_data
+
+    ensure_offline_data(REPO / 'data/offline', seed=0)
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if not (workdir / 'data').exists():
+        (workdir / 'data').symlink_to(REPO / 'data')
+    return workdir
+
+
+def run(workdir: Path, opt: dict) -> Path:
+    """Train through our BasicSR entry point; a run that already finished in ``workdir`` is reused."""
+    checkpoint = workdir / 'experiments' / opt['name'] / 'models' / 'net_g_latest.pth'
+    path = workdir / f'{opt["name"]}.yml'
+    if checkpoint.exists() and path.exists() and yaml.safe_load(path.read_text()) == opt:
+        return checkpoint
+    (workdir / f'{opt["name"]}.result.json').unlink(missing_ok=True)
+    path.write_text(yaml.safe_dump(opt, sort_keys=False))
+    log = workdir / f'{opt["name"]}.log'
+    with open(log, 'w') as f:
+        subprocess.run([sys.executable, '-m', 'effsr_core.train', '-opt', str(path)], cwd=workdir, stdout=f,
+                       stderr=subprocess.STDOUT, check=True)
+    return checkpoint
+
+
+def evaluated(workdir: Path, name: str, checkpoint: Path, evaluate: Callable[[Path, Path], dict]) -> dict:
+    """``evaluate(checkpoint, options)`` of a finished run, kept next to its options so that a re-run reuses it."""
+    cached = workdir / f'{name}.result.json'
+    if not cached.exists():
+        cached.write_text(json.dumps(evaluate(checkpoint, workdir / f'{name}.yml')))
+    return json.loads(cached.read_text())
+
+
+def video_quality(checkpoint: Path, options_path: Path) -> tuple[torch.nn.Module, dict]:
+    """The network of a run and its PSNR / SSIM (RGB, no crop) on the four validation clips, all 100 frames."""
+    from effsr_core.profiling.models import build_model_from_options
+    from effsr_core.profiling.quality import VideoClipFolders, evaluate_quality
+
+    model = build_model_from_options(options_path, checkpoint)
+    video = REPO / 'data/offline/video_sr'
+    dataset = VideoClipFolders(video / 'train_sharp', video / 'train_sharp_bicubic/X4', clips=list(VAL_CLIPS))
+    with torch.no_grad():
+        quality = evaluate_quality(model, dataset, crop_border=0)
+    return model, {'psnr': quality.psnr, 'ssim': quality.ssim}
