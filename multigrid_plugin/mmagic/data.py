@@ -5,17 +5,18 @@ Both work on the built objects (not on the config), so they follow whatever the 
 """
 from __future__ import annotations
 
+import copy
 from contextlib import contextmanager
 from functools import partial
 from typing import Any, Callable, Iterator
 
 from mmagic.datasets.transforms import PairedRandomCrop, SetValues
+from mmagic.registry import DATA_SAMPLERS
 from mmengine.dataset import BaseDataset
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from effsr_core.options import OptionError
 from multigrid_plugin.sampling import MultigridBatchSampler, MultigridDataset, Reshape
-from multigrid_plugin.schedule import MultigridSchedule
 
 DATASET = 'train_dataloader.dataset'
 
@@ -69,14 +70,25 @@ def _with_frames(pipeline: Callable[[dict], Any], frames: int, data_info: dict) 
     return pipeline({**data_info, 'num_input_frames': frames})
 
 
-def multigrid_loader(loader: DataLoader, schedule: MultigridSchedule, reshape: Reshape) -> DataLoader:
+def fresh_sampler(loader: DataLoader, sampler_cfg: Any) -> Sampler:
+    """A new sampler like the loader's, built from its config with the loader's sampler's seed: mmengine's
+    ``InfiniteSampler`` keeps ONE index generator for its lifetime, which the loop's first iterator has already
+    advanced (prefetching) and closes when it is dropped."""
+    if not isinstance(sampler_cfg, dict):
+        return loader.sampler  # a sampler object in the config: nothing to rebuild it from
+    seed = getattr(loader.sampler, 'seed', None)
+    return DATA_SAMPLERS.build(copy.deepcopy(sampler_cfg), default_args=dict(dataset=loader.dataset, seed=seed))
+
+
+def multigrid_loader(loader: DataLoader, sampler: Sampler, schedule: Any, reshape: Reshape) -> DataLoader:
     """``loader`` rebuilt to read each batch with the shape of its iteration: its dataset wrapped in
-    ``MultigridDataset`` and its own (infinite / distributed) sampler batched by ``MultigridBatchSampler``; every
-    other setting (workers, collate_fn, worker_init_fn, pin_memory, ...) is kept. The batch count starts at 0."""
+    ``MultigridDataset`` and ``sampler`` (a fresh copy of its infinite / distributed sampler) batched by
+    ``MultigridBatchSampler`` with ``schedule``; every other setting (workers, collate_fn, worker_init_fn,
+    pin_memory, ...) is kept. The batch count starts at 0."""
     if loader.batch_size is None:
         raise OptionError('train_dataloader.batch_sampler: MultigridHook batches the sampler itself; set batch_size '
                           'and leave batch_sampler unset.')
-    batches = MultigridBatchSampler(loader.sampler, loader.batch_size, schedule, drop_last=loader.drop_last)
+    batches = MultigridBatchSampler(sampler, loader.batch_size, schedule, drop_last=loader.drop_last)
     workers = loader.num_workers
     return DataLoader(
         MultigridDataset(loader.dataset, reshape), batch_sampler=batches, num_workers=workers,

@@ -23,7 +23,7 @@ from effsr_core.data.dataset_checks import check_clip_frames, check_patch_size, 
 from effsr_core.distributed import is_main_process
 from effsr_core.options import OptionError
 from multigrid_plugin.lr_schedule import MultigridLR, multigrid_lr
-from multigrid_plugin.mmagic.data import (DATASET, frames_dataset_baseline, multigrid_loader, pipeline_transform,
+from multigrid_plugin.mmagic.data import (fresh_sampler, frames_dataset_baseline, multigrid_loader, pipeline_transform,
                                           reshape_frames_dataset)
 from multigrid_plugin.options import MMAGIC_HOOK, MULTIGRID, build_schedule
 from multigrid_plugin.plot import save_schedule_plot
@@ -97,7 +97,8 @@ class MultigridHook(Hook):
         self._check_model(runner)
         lr_scheduler = self._check_lr_scheduler(runner)
         self._log_schedule(runner, lr_scheduler)
-        loader = multigrid_loader(loop.dataloader, DelayedSchedule(self.schedule, self.begin, (patch, frames)),
+        sampler = fresh_sampler(loop.dataloader, (runner.cfg.get('train_dataloader') or {}).get('sampler'))
+        loader = multigrid_loader(loop.dataloader, sampler, DelayedSchedule(self.schedule, self.begin, (patch, frames)),
                                   partial(reshape_frames_dataset, scale=scale))
         loop.dataloader = loader  # runner.train_dataloader reads it
         loop.dataloader_iterator = type(loop.dataloader_iterator)(loader)  # the old one's workers stop with it
