@@ -13,7 +13,7 @@ MAX_ITERS, BATCH = 8, 1
 
 
 def _record_hook():
-    """A hook recording each iteration's input shape and LR (the LR the optimizer steps with)."""
+    """A hook recording each iteration's input shape and LR (the largest of the param groups: SpyNet's is lower)."""
     from mmengine.hooks import Hook
 
     class Record(Hook):
@@ -25,7 +25,7 @@ def _record_hook():
         def before_train_iter(self, runner, batch_idx, data_batch=None):
             shapes = {tuple(x.shape) for x in data_batch['inputs']}  # pseudo_collate: one tensor per sample
             assert len(shapes) == 1, shapes
-            lr = runner.optim_wrapper.optimizer.param_groups[0]['lr']
+            lr = max(group['lr'] for group in runner.optim_wrapper.optimizer.param_groups)
             self.seen[runner.iter + 1] = (shapes.pop(), lr)
 
     return Record()
@@ -136,6 +136,7 @@ def test_ssl_fine_tuning_with_multigrid(tmp_path, repo_root, offline_data, mmagi
     cfg.train_pipeline[4].gt_patch_size = 64
     cfg.train_dataloader.dataset.pipeline = cfg.train_pipeline
     cfg.train_cfg.update(max_iters=MAX_ITERS, val_interval=1000)
+    cfg.optim_wrapper.paramwise_cfg = dict(custom_keys={'spynet': dict(lr_mult=0.125)})  # largest LR: the base LR
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
     runner, seen = _train(cfg)
