@@ -93,6 +93,7 @@ def build_schedule(values: Mapping[str, Any], total_iter: int, prefix: str = 'mu
         return MultigridSchedule(cycles['spatial_sizes'], cycles['temporal_sizes'], total_iter, order=values['order'],
                                  mode=values['mode'], stage_iters=values['stage_iters'])
 
+
 #: Arguments of the MMagic hook ``MultigridHook`` besides the ``multigrid`` section's keys.
 MMAGIC_HOOK = OptionSection('MultigridHook', 'where the multigrid schedule starts in MMagic\'s runner', (
     Option('begin', 0, 'iterations trained as configured (fixed shapes, no multigrid) before the schedule starts, '

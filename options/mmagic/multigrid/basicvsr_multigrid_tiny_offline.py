@@ -1,6 +1,7 @@
 # Multigrid on the bundled offline clips: a tiny BasicVSR (MMagic's own model) trained 16 -> 32 LR px x 3 -> 5
 # frames in four stages, in about a minute on two CPU cores. The schedule's picture: work_dir/multigrid_schedule.png
-#   python -m effsr_core.data.make_offline_data && mim train mmagic options/mmagic/multigrid/basicvsr_multigrid_tiny_offline.py
+#   python -m effsr_core.data.make_offline_data
+#   mim train mmagic options/mmagic/multigrid/basicvsr_multigrid_tiny_offline.py
 _base_ = ['../_base_/offline_reds_tiny.py', './_base_/multigrid.py']
 
 experiment_name = 'demo_basicvsr_multigrid_tiny_offline'
