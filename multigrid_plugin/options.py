@@ -92,3 +92,11 @@ def build_schedule(values: Mapping[str, Any], total_iter: int, prefix: str = 'mu
                                   'derive the paper\'s sizes from.')
         return MultigridSchedule(cycles['spatial_sizes'], cycles['temporal_sizes'], total_iter, order=values['order'],
                                  mode=values['mode'], stage_iters=values['stage_iters'])
+
+
+#: Arguments of the MMagic hook ``MultigridHook`` besides the ``multigrid`` section's keys.
+MMAGIC_HOOK = OptionSection('MultigridHook', 'where the multigrid schedule starts in MMagic\'s runner', (
+    Option('begin', 0, 'iterations trained as configured (fixed shapes, no multigrid) before the schedule starts, '
+           'e.g. SSL\'s regularisation phase, after which SSLPruningHook starts the param scheduler; the schedule '
+           'then spans train_cfg.max_iters - begin iterations', minimum=0),
+), where='MMagic: `custom_hooks=[dict(type=\'MultigridHook\', begin=..., **multigrid)]`')

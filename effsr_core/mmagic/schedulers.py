@@ -3,22 +3,25 @@
 mmengine builds schedulers as ``cls(optimizer=<OptimWrapper>, begin=..., end=..., by_epoch=..., epoch_length=...,
 **config)`` and steps those with ``by_epoch=False`` after every training iteration. The wrapper unwraps the
 optimizer, builds the torch scheduler with the remaining options, steps it inside ``[begin, end)`` and keeps both
-in its ``state_dict`` (so ``--resume`` continues the schedule).
+in its ``state_dict`` (so ``--resume`` continues the schedule). It subclasses mmengine's ``_ParamScheduler`` (without
+its ``__init__``) because ``Runner.resume`` passes the built schedulers through ``build_param_scheduler`` again,
+which only accepts ``_ParamScheduler`` instances or dicts.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from mmengine.optim import OptimWrapper
+from mmengine.optim import OptimWrapper, _ParamScheduler
 
 
-class RegisteredLRScheduler:
+class RegisteredLRScheduler(_ParamScheduler):
     """Base of the generated wrappers; ``scheduler_cls`` is the wrapped torch ``LRScheduler`` subclass."""
 
     scheduler_cls: type = None
 
     def __init__(self, optimizer, begin: int = 0, end: int | None = None, by_epoch: bool = True,
                  epoch_length: int | None = None, **options: Any):
+        # _ParamScheduler.__init__ (one param_name on an OptimWrapper) is not called: the torch scheduler does the work
         name = self.scheduler_cls.__name__
         if by_epoch:
             raise ValueError(f'param_scheduler {name}: only iteration-based scheduling is supported; '

@@ -1,0 +1,222 @@
+"""Multigrid in MMagic's runner (MultigridHook + MultigridLR): every iteration's input shape and LR follow the
+schedule with workers, a resumed run equals an uninterrupted one, SSL fine-tuning composes, bad configs are refused."""
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+CONFIG = 'options/mmagic/multigrid/basicvsr_multigrid_tiny_offline.py'
+SSL_CONFIG = 'options/mmagic/ssl/ssl_basicvsr_tiny_offline.py'
+MULTIGRID = dict(spatial_sizes=[16, 32], temporal_sizes=[2, 3], warmup_iter=2)  # 4 stages
+MAX_ITERS, BATCH = 8, 1
+
+
+def _record_hook():
+    """A hook recording each iteration's input shape and LR (the largest of the param groups: SpyNet's is lower)."""
+    from mmengine.hooks import Hook
+
+    class Record(Hook):
+        priority = 'LOWEST'
+
+        def __init__(self):
+            self.seen = {}
+
+        def before_train_iter(self, runner, batch_idx, data_batch=None):
+            shapes = {tuple(x.shape) for x in data_batch['inputs']}  # pseudo_collate: one tensor per sample
+            assert len(shapes) == 1, shapes
+            lr = max(group['lr'] for group in runner.optim_wrapper.optimizer.param_groups)
+            self.seen[runner.iter + 1] = (shapes.pop(), lr)
+
+    return Record()
+
+
+def _config(work_dir, repo_root, offline_data, workers=0, persistent=False, **multigrid):
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(str(repo_root / CONFIG))
+    cfg.work_dir = str(work_dir)
+    values = dict(cfg.multigrid, **MULTIGRID, **multigrid)
+    cfg.custom_hooks = [dict(type='MultigridHook', **values)]
+    cfg.param_scheduler = dict(type='MultigridLR', by_epoch=False, total_iter=MAX_ITERS, **values)
+    cfg.train_dataloader.update(num_workers=workers, persistent_workers=persistent, batch_size=BATCH)
+    cfg.train_dataloader.dataset.data_root = str(offline_data / 'video_sr')
+    cfg.train_dataloader.dataset.num_input_frames = 3
+    cfg.train_cfg.update(max_iters=MAX_ITERS, val_interval=1000)
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
+    cfg.default_hooks.checkpoint.update(interval=3, max_keep_ckpts=5)
+    cfg.default_hooks.logger.interval = 1
+    cfg.randomness = dict(seed=0)
+    return cfg
+
+
+def _train(cfg):
+    from mmengine.runner import Runner
+
+    runner = Runner.from_cfg(cfg)
+    record = _record_hook()
+    runner.register_hook(record)
+    runner.train()
+    return runner, record.seen
+
+
+def _expected(iterations, begin=0, baseline=(16, 3)):
+    """(input shape, LR) the schedule gives each iteration (the config's base LR 5e-4)."""
+    from multigrid_plugin.lr_schedule import multigrid_lr
+    from multigrid_plugin.schedule import MultigridSchedule
+
+    schedule = MultigridSchedule(MULTIGRID['spatial_sizes'], MULTIGRID['temporal_sizes'], MAX_ITERS - begin)
+    expected = {}
+    for i in iterations:
+        if i <= begin:
+            continue
+        _, patch, frames = schedule(i - begin)
+        expected[i] = ((frames, 3, patch, patch), multigrid_lr(schedule, i - begin, 5e-4, warmup_iter=2))
+    return expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('persistent', [False, True], ids=['workers', 'persistent-workers'])
+def test_every_iteration_has_its_stage_shape_and_lr(tmp_path, repo_root, offline_data, persistent):
+    runner, seen = _train(_config(tmp_path, repo_root, offline_data, workers=2, persistent=persistent))
+    assert runner.iter == MAX_ITERS
+    assert set(seen) == set(range(1, MAX_ITERS + 1))
+    for i, (shape, lr) in _expected(range(1, MAX_ITERS + 1)).items():
+        assert seen[i][0] == shape, i
+        assert seen[i][1] == pytest.approx(lr, rel=1e-6), i
+    assert {seen[i][0] for i in seen} == {(f, 3, p, p) for p in (16, 32) for f in (2, 3)}  # all four stages ran
+    hub = runner.message_hub.log_scalars
+    assert hub['train/multigrid_patch'].current() == 32 and hub['train/multigrid_frames'].current() == 3
+    assert (tmp_path / 'multigrid_schedule.png').stat().st_size > 0
+    logged = ''.join(p.read_text() for p in tmp_path.rglob('*.log'))
+    assert 'trains stage 4/4: LR patch 32, 3 frames' in logged
+
+
+@pytest.mark.slow
+def test_resume_mid_stage_equals_the_uninterrupted_run(tmp_path, repo_root, offline_data):
+    _, full = _train(_config(tmp_path / 'full', repo_root, offline_data))
+    cfg = _config(tmp_path / 'resumed', repo_root, offline_data)
+    cfg.resume, cfg.load_from = True, str(tmp_path / 'full' / 'iter_3.pth')  # stage 2 is iterations 3-4
+    runner, resumed = _train(cfg)
+    assert runner.iter == MAX_ITERS and set(resumed) == set(range(4, MAX_ITERS + 1))
+    for i in resumed:
+        assert resumed[i][0] == full[i][0], i
+        assert resumed[i][1] == pytest.approx(full[i][1], rel=1e-6), i
+
+
+@pytest.fixture(scope='module')
+def mmagic_checkpoint(tmp_path_factory):
+    """An MMagic BasicVSR checkpoint for SSLPruningVSR's ``pretrained``."""
+    import effsr_core.mmagic  # noqa: F401
+    from mmagic.models.editors.basicvsr.basicvsr_net import BasicVSRNet
+
+    torch.manual_seed(0)
+    net = BasicVSRNet(mid_channels=8, num_blocks=1)
+    path = tmp_path_factory.mktemp('pretrained') / 'basicvsr_mmagic.pth'
+    torch.save({'meta': {}, 'state_dict': {f'generator.{k}': v for k, v in net.state_dict().items()}}, path)
+    return path
+
+
+@pytest.mark.slow
+def test_ssl_fine_tuning_with_multigrid(tmp_path, repo_root, offline_data, mmagic_checkpoint):
+    """SSL regularises on the configured shapes (iterations 1-4), prunes at 5; multigrid runs the fine-tuning."""
+    from mmengine.config import Config
+
+    begin = 4
+    cfg = Config.fromfile(str(repo_root / SSL_CONFIG))
+    cfg.work_dir = str(tmp_path)
+    cfg.model.generator.update(num_feat=8, num_block=1, pretrained=str(mmagic_checkpoint))
+    cfg.model.pruning.regularization = dict(delta=0.05, tau=0.1, t1=1, t2=2)  # prune at iteration 5
+    values = dict(MULTIGRID, warmup_iter=0)
+    cfg.custom_hooks.append(dict(type='MultigridHook', begin=begin, **values))
+    cfg.param_scheduler = dict(type='MultigridLR', by_epoch=False, total_iter=MAX_ITERS - begin, **values)
+    cfg.train_dataloader.update(num_workers=0, batch_size=BATCH)
+    cfg.train_dataloader.dataset.update(data_root=str(offline_data / 'video_sr'), num_input_frames=3)
+    cfg.train_pipeline[4].gt_patch_size = 64
+    cfg.train_dataloader.dataset.pipeline = cfg.train_pipeline
+    cfg.train_cfg.update(max_iters=MAX_ITERS, val_interval=1000)
+    cfg.optim_wrapper.paramwise_cfg = dict(custom_keys={'spynet': dict(lr_mult=0.125)})  # largest LR: the base LR
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
+    runner, seen = _train(cfg)
+    assert runner.model.generator.plan is not None  # pruned
+    for i in range(1, begin + 1):
+        assert seen[i] == ((3, 3, 16, 16), 2e-4)  # the configured shape and the held LR while regularising
+    from multigrid_plugin.lr_schedule import multigrid_lr
+    from multigrid_plugin.schedule import MultigridSchedule
+
+    schedule = MultigridSchedule(values['spatial_sizes'], values['temporal_sizes'], MAX_ITERS - begin)
+    for i in range(begin + 1, MAX_ITERS + 1):
+        _, patch, frames = schedule(i - begin)
+        assert seen[i][0] == (frames, 3, patch, patch), i
+        assert seen[i][1] == pytest.approx(multigrid_lr(schedule, i - begin, 2e-4), rel=1e-6), i
+
+
+# ------------------------------------------------------------------------------------------------ refusals
+def test_bad_hook_argument_is_refused_at_construction():
+    import effsr_core.mmagic  # noqa: F401
+    from mmagic.registry import HOOKS
+
+    from effsr_core.options import OptionError
+
+    with pytest.raises(OptionError, match='MultigridHook.spatial_sizes'):
+        HOOKS.build(dict(type='MultigridHook', spatial_sizes=[32, 16]))
+    with pytest.raises(OptionError, match="MultigridHook: unknown key.*spatial_size"):
+        HOOKS.build(dict(type='MultigridHook', spatial_size=[16, 32]))
+    with pytest.raises(OptionError, match='MultigridHook.begin'):
+        HOOKS.build(dict(type='MultigridHook', begin=-1))
+
+
+def _edvr(cfg):
+    cfg.model = dict(type='EDVR', generator=dict(
+        type='EDVRNet', in_channels=3, out_channels=3, mid_channels=8, num_frames=3, deform_groups=1,
+        num_blocks_extraction=1, num_blocks_reconstruction=1, center_frame_idx=1, with_tsa=False),
+        pixel_loss=dict(type='CharbonnierLoss', loss_weight=1.0, reduction='sum'),
+        data_preprocessor=dict(type='DataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.]))
+
+
+def _hook_and_scheduler(**changes):
+    def change(cfg):
+        for key, value in changes.items():
+            cfg.custom_hooks[0][key] = cfg.param_scheduler[key] = value
+    return change
+
+
+REFUSALS = {
+    'stage patch x scale larger than the frames': (_hook_and_scheduler(spatial_sizes=[16, 128]),
+                                                   r'MultigridHook.spatial_sizes \(128 x scale 4\): 512 is larger'),
+    'more frames than a clip': (_hook_and_scheduler(temporal_sizes=[2, 101]),
+                                'MultigridHook.temporal_sizes: 101 frames'),
+    'stage_iters not adding up to max_iters': (lambda cfg: cfg.custom_hooks[0].update(stage_iters=[2, 2, 2, 3]),
+                                               r'MultigridHook.stage_iters: \[2, 2, 2, 3\] adds up to 9'),
+    'scheduler stage_iters not adding up': (_hook_and_scheduler(stage_iters=[2, 2, 2, 3]),
+                                            r'MultigridLR.stage_iters: \[2, 2, 2, 3\] adds up to 9'),
+    'temporal cycle on a fixed-frame model (EDVR)': (_edvr, 'MultigridHook.mode'),
+    'hook without MultigridLR': (lambda cfg: setattr(cfg, 'param_scheduler', dict(
+        type='CosineRestartLR', by_epoch=False, periods=[MAX_ITERS], restart_weights=[1], eta_min=0.)),
+        "param_scheduler: MultigridHook needs dict\\(type='MultigridLR'"),
+    'MultigridLR with other cycles': (lambda cfg: cfg.param_scheduler.update(temporal_sizes=[2, 4]),
+                                      "param_scheduler: MultigridLR's stages"),
+    'MultigridLR with another warmup': (lambda cfg: cfg.param_scheduler.update(warmup_iter=5),
+                                        'param_scheduler.warmup_iter'),
+    'a second LR scheduler': (lambda cfg: setattr(cfg, 'param_scheduler', [
+        cfg.param_scheduler, dict(type='LinearLR', by_epoch=False, start_factor=0.1, end=2)]),
+        'param_scheduler: LinearLR also sets the LR'),
+}
+
+
+@pytest.mark.parametrize('change,message', REFUSALS.values(), ids=REFUSALS)
+def test_config_that_cannot_work_is_refused_before_the_first_iteration(tmp_path, repo_root, offline_data, change,
+                                                                       message):
+    from mmengine.runner import Runner
+
+    from effsr_core.options import OptionError
+
+    cfg = _config(tmp_path, repo_root, offline_data)
+    change(cfg)
+    runner = Runner.from_cfg(copy.deepcopy(cfg))
+    with pytest.raises(OptionError, match=message):
+        runner.train()
+    assert runner.iter == 0
+    assert not list(Path(tmp_path).rglob('*.pth')) and not (tmp_path / 'multigrid_schedule.png').exists()
