@@ -23,6 +23,7 @@ with ``initial_lr * t / W``).
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
@@ -52,10 +53,20 @@ def warmup_factor(iteration: int, warmup_iter: int) -> float:
 
 
 def multigrid_lr(schedule: MultigridSchedule, iteration: int, base_lr: float, eta_min: float = 0.0,
-                 warmup_iter: int = 0, form: str = 'cosine') -> float:
-    """The LR of a 1-based iteration: warmup x (eta_min + (base_lr - eta_min) x decay)."""
+                 warmup_iter: int = 0, form: str = 'cosine',
+                 spatial_lr_factors: Sequence[float] | None = None) -> float:
+    """The LR of a 1-based iteration: warmup x (eta_min + (eta - eta_min) x decay), where eta is ``base_lr`` times
+    the factor of the stage's spatial size (``spatial_lr_factors``, one per ``schedule.spatial_sizes``)."""
     decay = stage_decay(schedule, iteration, form)
-    return warmup_factor(iteration, warmup_iter) * (eta_min + (base_lr - eta_min) * decay)
+    eta = base_lr * stage_lr_factor(schedule, iteration, spatial_lr_factors)
+    return warmup_factor(iteration, warmup_iter) * (eta_min + (eta - eta_min) * decay)
+
+
+def stage_lr_factor(schedule: MultigridSchedule, iteration: int, spatial_lr_factors: Sequence[float] | None) -> float:
+    """The LR multiplier of the stage of a 1-based iteration (1 without factors)."""
+    if spatial_lr_factors is None:
+        return 1.0
+    return spatial_lr_factors[schedule.spatial_sizes.index(schedule.stage_at(iteration).patch_size)]
 
 
 def linear_scaling(base_batch: int, base_lr: float, batch: int) -> float:
@@ -91,7 +102,7 @@ class MultigridLR(LRScheduler):
     """
 
     #: Attributes rebuilt from the arguments, kept out of ``state_dict``.
-    _configuration = ('schedule', 'warmup_iter', 'eta_min', 'form')
+    _configuration = ('schedule', 'warmup_iter', 'eta_min', 'form', 'spatial_lr_factors')
 
     def __init__(self, optimizer: Optimizer, total_iter: int, baseline_patch_size: int | None = None,
                  baseline_frames: int | None = None, last_epoch: int = -1, **options):
@@ -100,16 +111,21 @@ class MultigridLR(LRScheduler):
         self.schedule = build_schedule(values, total_iter, name, baseline_patch_size=baseline_patch_size,
                                        baseline_frames=baseline_frames)
         self.warmup_iter, self.eta_min, self.form = values['warmup_iter'], values['eta_min'], values['form']
-        lowest = min(group.get('initial_lr', group['lr']) for group in optimizer.param_groups)
+        self.spatial_lr_factors = values['spatial_lr_factors']
+        if self.spatial_lr_factors is not None and len(self.spatial_lr_factors) != len(self.schedule.spatial_sizes):
+            raise ValueError(f'{name}.spatial_lr_factors: {list(self.spatial_lr_factors)} must give one factor per '
+                             f'spatial size {list(self.schedule.spatial_sizes)}.')
+        lowest = (min(group.get('initial_lr', group['lr']) for group in optimizer.param_groups)
+                  * min(self.spatial_lr_factors or [1.0]))
         if self.eta_min > lowest:
-            raise ValueError(f'{name}.eta_min: {self.eta_min:g} exceeds the lowest base LR of the optimizer '
+            raise ValueError(f'{name}.eta_min: {self.eta_min:g} exceeds the lowest starting LR of a stage '
                              f'({lowest:g}); it must not be larger.')
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
         iteration = self.last_epoch + 1
-        return [multigrid_lr(self.schedule, iteration, base_lr, self.eta_min, self.warmup_iter, self.form)
-                for base_lr in self.base_lrs]
+        return [multigrid_lr(self.schedule, iteration, base_lr, self.eta_min, self.warmup_iter, self.form,
+                             self.spatial_lr_factors) for base_lr in self.base_lrs]
 
     def state_dict(self) -> dict:
         return {key: value for key, value in super().state_dict().items() if key not in self._configuration}

@@ -39,6 +39,10 @@ def _check_cycles(values: dict[str, Any], prefix: str) -> None:
             num_stages = len(stage_sizes(values['spatial_sizes'], values['temporal_sizes'], values['order'],
                                          values['mode']))
             check_stage_iters(values['stage_iters'], num_stages)
+    factors, spatial = values.get('spatial_lr_factors'), values['spatial_sizes']
+    if factors is not None and spatial is not None and len(factors) != len(spatial):
+        raise OptionError(f'{prefix}.spatial_lr_factors: {list(factors)} must give one factor per spatial size '
+                          f'({len(spatial)}: {list(spatial)}).')
 
 
 MULTIGRID = OptionSection('multigrid', 'multigrid training: spatial x temporal cycles and the dynamic LR of Eq. 1', (
@@ -59,6 +63,9 @@ MULTIGRID = OptionSection('multigrid', 'multigrid training: spatial x temporal c
     Option('eta_min', 0.0, 'LR floor the cosine decays towards (same for every param group)', minimum=0),
     Option('form', 'cosine', 'decay within a stage: cosine = 1/2(1+cos(pi x)) (cosine annealing, as the text '
            'says), literal = cos(x) as Eq. 1 is printed', choices=FORMS),
+    Option('spatial_lr_factors', None, 'multiplier of the base LR in the stages of each spatial size (null: 1); the '
+           'paper starts EDVR-M\'s 32x32 stage at 2e-4 of its 8e-4: [0.25, 1.0]', type=float, minimum=0,
+           exclusive_minimum=True, nullable=True, is_list=True),
 ), where='Framework-free: `MultigridLR(optimizer, total_iter, **multigrid)` and `build_schedule()`; the training '
          'length comes from the toolbox (BasicSR `train.total_iter`, MMagic `train_cfg.max_iters`)',
    validate=_check_cycles)

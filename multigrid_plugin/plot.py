@@ -1,6 +1,8 @@
 """A picture of a multigrid schedule: LR patch size, frames and learning rate per iteration (framework-free)."""
 from __future__ import annotations
 
+from typing import Sequence
+
 from effsr_core.checkpoints import atomic_write
 from multigrid_plugin.lr_schedule import multigrid_lr
 from multigrid_plugin.schedule import MultigridSchedule
@@ -16,7 +18,8 @@ def plotted_iterations(schedule: MultigridSchedule) -> list[int]:
 
 
 def plot_schedule(schedule: MultigridSchedule, png_path: str, base_lr: float | None = None, eta_min: float = 0.0,
-                  warmup_iter: int = 0, form: str = 'cosine', offset: int = 0) -> str:
+                  warmup_iter: int = 0, form: str = 'cosine', offset: int = 0,
+                  spatial_lr_factors: Sequence[float] | None = None) -> str:
     """Write a PNG of the LR patch size, frames and (with ``base_lr``) Eq. 1's LR per training iteration.
 
     ``offset``: training iterations before the schedule starts (they are left out; the x axis counts training
@@ -32,8 +35,8 @@ def plot_schedule(schedule: MultigridSchedule, png_path: str, base_lr: float | N
     stages = [schedule.stage_at(i) for i in iterations]
     panels = [('LR patch size', [s.patch_size for s in stages]), ('frames', [s.frames for s in stages])]
     if base_lr is not None:
-        panels.append(('learning rate', [multigrid_lr(schedule, i, base_lr, eta_min, warmup_iter, form)
-                                         for i in iterations]))
+        panels.append(('learning rate', [multigrid_lr(schedule, i, base_lr, eta_min, warmup_iter, form,
+                                                      spatial_lr_factors) for i in iterations]))
     fig, axes = plt.subplots(len(panels), 1, sharex=True, figsize=(6, 1.8 * len(panels) + 0.6), dpi=120)
     for ax, (label, values) in zip(axes, panels):
         ax.plot(x, values, drawstyle='steps-post' if label != 'learning rate' else 'default')

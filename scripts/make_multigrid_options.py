@@ -42,6 +42,7 @@ NETWORKS = {
                'hr_in': False, 'with_predeblur': False, 'with_tsa': True},
 }
 #: (baseline batch, baseline LR, baseline iterations) of each network.
+EDVR_SMALL_STAGE_LR = 2.0e-4  # "The learning rate of training on 32x32 spatial size begins at 2e-4" (EDVR-M)
 BASELINES = {'BasicVSR-M': (16, 2.0e-4, 300_000), 'BasicVSR': (16, 2.0e-4, 300_000), 'EDVR-M': (32, 4.0e-4, 600_000)}
 GPUS = 8  # batch_size_per_gpu = batch / GPUS, as in BasicSR's published configs
 
@@ -81,7 +82,9 @@ def experiment(network: str, dataset: str, multigrid: bool) -> tuple[str, str, d
     if multigrid:
         opt['multigrid'] = {'spatial_sizes': [32, 64], 'temporal_sizes': None,  # null: the paper's, from the data
                             'order': 'hierarchical', 'mode': 'spatial' if edvr else 'spatial_temporal',
-                            'stage_iters': None, 'warmup_iter': WARMUP, 'eta_min': 1.0e-7, 'form': 'cosine'}
+                            'stage_iters': None, 'warmup_iter': WARMUP, 'eta_min': 1.0e-7, 'form': 'cosine',
+                            # the paper starts EDVR-M's 32x32 stage at LR 2e-4
+                            'spatial_lr_factors': [EDVR_SMALL_STAGE_LR / lr, 1.0] if edvr else None}
     scheduler = ({'type': 'MultigridLR'} if multigrid else
                  {'type': 'CosineAnnealingRestartLR', 'periods': [iters], 'restart_weights': [1], 'eta_min': 1.0e-7})
     opt['train'] = {'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': lr, 'weight_decay': 0, 'betas': [0.9, 0.99]},
@@ -99,8 +102,6 @@ def experiment(network: str, dataset: str, multigrid: bool) -> tuple[str, str, d
             f'{LARGE_BATCH} (LR {lr:g} by linear scaling, {WARMUP} warmup iterations)' if multigrid else
             f'the fixed-size baseline (batch {batch}, LR {lr:g})')
     comment = (f'# {network} on {dataset}: {what},\n# {iters:,} iterations ({GPUS} GPUs x {batch // GPUS}).\n'
-               + ('# The paper starts EDVR-M\'s 32x32 stage at LR 2e-4; MultigridLR restarts every stage at one LR.\n'
-                  if edvr and multigrid else '')
                + '#   python -m effsr_core.train -opt {this file}   (multi-GPU: torchrun ... --launcher pytorch)\n')
     return name, comment, opt
 

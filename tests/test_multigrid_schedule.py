@@ -204,6 +204,21 @@ def test_importing_the_plugin_registers_the_scheduler():
     assert registry.components('lr_scheduler')['MultigridLR'] is MultigridLR
 
 
+def test_spatial_lr_factors_start_the_stages_of_a_size_at_their_own_lr():
+    """EDVR-M in the paper: its 32x32 stage starts at 2e-4 while the 64x64 one starts at the scaled LR."""
+    optimizer = _optimizer(8e-4)
+    scheduler = MultigridLR(optimizer, 8, spatial_sizes=[16, 32], temporal_sizes=[3, 5],
+                            spatial_lr_factors=[0.25, 1.0])  # stages of 2: 16x3, 16x5, 32x3, 32x5
+    lrs = _run(scheduler, optimizer, 8)
+    # x = 1/8 inside stage 1: 0.25 x (1 + cos(pi/8)) / 2 = 0.25 x 0.96193977; last stage x = 1/2: 0.5
+    expected = {1: 2e-4, 2: 2e-4 * 0.9619397662556434, 3: 2e-4, 5: 8e-4, 7: 8e-4, 8: 4e-4}
+    for iteration, lr in expected.items():
+        assert lrs[iteration] == pytest.approx([lr], rel=1e-12), iteration
+    with pytest.raises(ValueError, match='MultigridLR.eta_min'):  # above the 32x32 stage's starting LR
+        MultigridLR(_optimizer(8e-4), 8, spatial_sizes=[16, 32], temporal_sizes=[3, 5], eta_min=3e-4,
+                    spatial_lr_factors=[0.25, 1.0])
+
+
 # --- the options --------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('given, total_iter, option, fragment', [
@@ -225,6 +240,8 @@ def test_importing_the_plugin_registers_the_scheduler():
     ({'spatial_sizes': None}, 60, 'multigrid.spatial_sizes', 'no baseline LR patch size'),
     ({}, 5, 'train.total_iter', 'at least the number of stages (6)'),
     ({'warmup': 5000}, 60, 'multigrid', "Did you mean 'warmup_iter'"),
+    ({'spatial_lr_factors': [0.25]}, 60, 'multigrid.spatial_lr_factors', 'one factor per spatial size (2'),
+    ({'spatial_lr_factors': [0.0, 1.0]}, 60, 'multigrid.spatial_lr_factors', 'out of range'),
 ])
 def test_bad_options_are_refused_naming_the_option(given, total_iter, option, fragment):
     with pytest.raises(OptionError) as error:
@@ -238,7 +255,7 @@ def test_the_default_section_builds_the_paper_schedule():
     values = MULTIGRID.check(None)
     assert values == {'spatial_sizes': None, 'temporal_sizes': None, 'order': 'hierarchical',
                       'mode': 'spatial_temporal', 'stage_iters': None, 'warmup_iter': 0, 'eta_min': 0.0,
-                      'form': 'cosine'}
+                      'form': 'cosine', 'spatial_lr_factors': None}
     schedule = build_schedule({**values, 'stage_iters': (5, 5, 5, 5, 5, 35)}, 60, baseline_patch_size=64,
                               baseline_frames=15)
     assert schedule(26) == (5, 64, 15) and schedule.stage_length(5) == 35

@@ -81,7 +81,8 @@ def _plot(opt: dict, run: BasicSRMultigrid) -> None:
     uses_lr = (train.get('scheduler') or {}).get('type') == MultigridLR.__name__
     path = plot_schedule(run.schedule, osp.join(opt['path']['experiments_root'], PLOT_FILE),
                          base_lr=train['optim_g']['lr'] if uses_lr else None, eta_min=run.values['eta_min'],
-                         warmup_iter=run.values['warmup_iter'], form=run.values['form'], offset=run.offset)
+                         warmup_iter=run.values['warmup_iter'], form=run.values['form'], offset=run.offset,
+                         spatial_lr_factors=run.values['spatial_lr_factors'])
     get_root_logger().info(f'multigrid: schedule plotted in {path}')
 
 

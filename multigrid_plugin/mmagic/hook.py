@@ -164,7 +164,7 @@ class MultigridHook(Hook):
             return
         plot_schedule(self.schedule, osp.join(runner.work_dir, PLOT_FILE), base_lr=scheduler.base_lrs[0],
                       eta_min=scheduler.eta_min, warmup_iter=scheduler.warmup_iter, form=scheduler.form,
-                      offset=self.begin)
+                      offset=self.begin, spatial_lr_factors=scheduler.spatial_lr_factors)
 
     # ------------------------------------------------------------------------------------ iterations
     def before_train_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None) -> None:
