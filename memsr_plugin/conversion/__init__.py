@@ -9,3 +9,4 @@ from memsr_plugin.conversion.graph import (Act, Affine, Conv, Network, Parallel,
                                            describe_network, register_describer, residual)
 from memsr_plugin.conversion.merges import NotConvertibleError  # noqa: F401
 from memsr_plugin.conversion.plain import PlainConvSR  # noqa: F401
+from memsr_plugin.conversion.reparam import ECB, RRRB, Conv3XC, RepSR  # noqa: F401
