@@ -198,14 +198,15 @@ class _ChainReader:
                                     self.where(node)))
                 node = fork
                 continue
-            if len(tensors) != 1 or tensors[0] is not node.args[0]:
+            commutes = node.op == 'call_function' and node.target in (operator.mul, torch.mul)
+            if len(tensors) != 1 or not (commutes or tensors[0] is node.args[0]) or len(node.args) > 2:
                 raise self.refuse(node, f'{_op_name(node)} is not a single-input operation')
             out.extend(reversed(self.op(node)))
             node = self.step(tensors[0])
         return out[::-1]
 
     def op(self, node: fx.Node) -> list[Node]:
-        where, extra = self.where(node), node.args[1:]
+        where, extra = self.where(node), tuple(a for a in node.args if not isinstance(a, fx.Node))
         if node.op == 'call_module':
             return describe(self.root.get_submodule(node.target), where)
         return [self.function(node, where, extra)]
