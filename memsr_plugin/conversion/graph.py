@@ -91,8 +91,7 @@ def describe(module: nn.Module, name: str = '') -> list[Node]:
         result = describer(module, name)
         return result.nodes if isinstance(result, Network) else result
     if isinstance(module, nn.Sequential):
-        return [node for child_name, child in module.named_children() for node in describe(child, _join(name,
-                                                                                                      child_name))]
+        return [node for child, module_ in module.named_children() for node in describe(module_, _join(name, child))]
     if isinstance(module, nn.Conv2d):
         return [Conv(module, name)]
     if isinstance(module, nn.ReLU):
@@ -215,8 +214,8 @@ class _ChainReader:
         if node.op == 'call_function' and node.target in _SCALES and len(extra) == 1 and _number(extra[0]):
             value = float(extra[0]) ** _SCALES[node.target]
             return Affine(torch.tensor([value], dtype=torch.float64), torch.zeros(1, dtype=torch.float64), where)
-        if (node.op == 'call_function' and node.target in _RELUS or node.op == 'call_method' and node.target == 'relu'
-                ) and not extra:
+        is_relu = node.target in _RELUS if node.op == 'call_function' else node.target == 'relu'
+        if is_relu and node.op in ('call_function', 'call_method') and not extra:
             return Act('relu', 0.0, where)
         if node.op == 'call_function' and node.target is F.leaky_relu:
             slope = extra[0] if extra else node.kwargs.get('negative_slope', 0.01)

@@ -40,7 +40,8 @@ class ConvParams:
         return self.weight.shape[0]
 
     def to(self, dtype: torch.dtype) -> 'ConvParams':
-        return ConvParams(self.weight.to(dtype), self.bias.to(dtype), None if self.ones is None else self.ones.to(dtype))
+        ones = None if self.ones is None else self.ones.to(dtype)
+        return ConvParams(self.weight.to(dtype), self.bias.to(dtype), ones)
 
 
 def from_conv(conv: nn.Conv2d, name: str = '') -> ConvParams:
@@ -49,7 +50,8 @@ def from_conv(conv: nn.Conv2d, name: str = '') -> ConvParams:
     problems = [why for bad, why in (
         (k[0] != k[1] or k[0] % 2 == 0, f'kernel {k} is not odd and square'),
         (conv.stride != (1, 1), f'stride {conv.stride}'), (conv.dilation != (1, 1), f'dilation {conv.dilation}'),
-        (conv.groups != 1, f'groups={conv.groups}'), (conv.padding_mode != 'zeros', f'padding_mode {conv.padding_mode}'),
+        (conv.groups != 1, f'groups={conv.groups}'),
+        (conv.padding_mode != 'zeros', f'padding_mode {conv.padding_mode}'),
         (conv.padding != (k[0] // 2, k[1] // 2), f'padding {conv.padding} is not "same"')) if bad]
     if problems:
         raise NotConvertibleError(f'{name or type(conv).__name__}: cannot convert a conv with {", ".join(problems)}')
