@@ -265,3 +265,17 @@ def test_plain_conv_sr_rejects_inconsistent_layers():
         PlainConvSR(3, [4, 12], acts=['relu'])
     with pytest.raises(ValueError, match='not divisible'):
         PlainConvSR(3, [4, 10], shuffles=[1, 2])
+
+
+def test_plain_network_returns_the_output_of_every_layer():
+    from memsr_plugin.conversion.plain import PlainConvSR
+
+    torch.manual_seed(0)
+    net = PlainConvSR(3, [8, 6, 12], acts=['relu', 'identity', 'relu'], shuffles=[1, 1, 2]).eval()
+    x = torch.rand(1, 3, 5, 5)
+    out, features = net(x, return_features=True)
+    convs = net.convs()
+    assert len(features) == len(convs) and torch.equal(features[-1], out) and torch.equal(out, net(x))
+    assert torch.equal(features[0], torch.relu(convs[0](x)))
+    assert torch.equal(features[1], convs[1](features[0]))
+    assert torch.equal(features[2], torch.nn.functional.pixel_shuffle(torch.relu(convs[2](features[1])), 2))

@@ -76,8 +76,16 @@ class PlainConvSR(nn.Module):
     def convs(self) -> list[nn.Conv2d]:
         return [m for m in self.body if isinstance(m, nn.Conv2d)]
 
-    def forward(self, x: Tensor) -> Tensor:
-        out = self.body(torch.cat([x, torch.ones_like(x[:, :1])], dim=1) if self.input_ones else x)
+    def forward(self, x: Tensor, return_features: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
+        """The SR image; with ``return_features`` also the output of every layer (conv, activation and pixel
+        shuffle), in order: what MemSR's initialisation and distillation match layer by layer."""
+        out = torch.cat([x, torch.ones_like(x[:, :1])], dim=1) if self.input_ones else x
+        features = []
+        for index, module in enumerate(self.body):
+            if index and isinstance(module, nn.Conv2d):  # the previous layer is complete
+                features.append(out)
+            out = module(out)
+        features.append(out)
         if self.base_upscale:
             out = out + F.interpolate(x, scale_factor=self.base_upscale, mode='bilinear', align_corners=False)
-        return out
+        return (out, features) if return_features else out
