@@ -11,7 +11,8 @@ TOOLBOXES = ('basicsr', 'mmagic', 'mmengine', 'mmcv')
 ADAPTER_SUBPACKAGES = ('basicsr', 'mmagic')
 #: module -> why it may import a toolbox outside an adapter subpackage
 NAMED_EXCEPTIONS = {
-    'effsr_core/compat/fixes.py': 'environment fixes patch the toolboxes as they are imported',
+    'effsr_core/compat/fixes/for_basicsr.py': 'environment fixes patch BasicSR as it is imported',
+    'effsr_core/compat/fixes/for_mmengine.py': 'environment fixes patch mmengine as it is imported',
     'effsr_core/data/make_offline_data.py': "BasicSR as a library: MATLAB imresize, BD kernel, LMDB writer",
     'effsr_core/profiling/quality.py': "BasicSR as a library: calculate_psnr / calculate_ssim",
 }

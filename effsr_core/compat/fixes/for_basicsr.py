@@ -1,113 +1,14 @@
-"""The individual environment fixes; ``effsr_core.compat`` decides when each one runs.
-
-Every function is idempotent and returns a truthy value only when it changed something.
-"""
+"""Fixes for BasicSR 1.4.2 on CPU: safe and resilient resume, checkpoints, video validation, the pytorch launcher,
+SpyNet on small frames."""
 from __future__ import annotations
 
 import functools
-import importlib
-import importlib.machinery
 import os
 import os.path as osp
-import types
 from collections import Counter
 
-# effsr_core.checkpoints imports torch: every fix imports it when it runs, never at interpreter start.
-_PATCHED = '__effsr_compat_patched__'
 
-
-def _mark(func):
-    setattr(func, _PATCHED, True)
-    return func
-
-
-def _is_patched(func) -> bool:
-    return getattr(func, _PATCHED, False)
-
-
-# --------------------------------------------------------------------------------------------- torch / numpy
-def tolerate_missing_torchvision_ops():
-    """While torchvision imports, skip fake-kernel registration for ``torchvision::`` ops that do not exist."""
-    import torch
-
-    original = torch.library.register_fake
-    skipped: list[str] = []
-
-    def register_fake(op, *args, **kwargs):
-        if isinstance(op, str) and op.startswith('torchvision::') and not _op_exists(torch, op):
-            skipped.append(op)
-            return args[0] if args and callable(args[0]) else (lambda func: func)
-        return original(op, *args, **kwargs)
-
-    torch.library.register_fake = register_fake
-    return original, skipped
-
-
-def restore_register_fake(token) -> bool:
-    import torch
-
-    original, skipped = token
-    torch.library.register_fake = original
-    return bool(skipped)
-
-
-def _op_exists(torch, qualified_name: str) -> bool:
-    namespace, name = qualified_name.split('::', 1)
-    try:
-        getattr(getattr(torch.ops, namespace), name.split('.')[0])
-    except (AttributeError, RuntimeError):
-        return False
-    return True
-
-
-def functional_tensor_alias(name: str):
-    """``torchvision.transforms.functional_tensor`` was renamed ``_functional_tensor``."""
-    return importlib.import_module('torchvision.transforms._functional_tensor')
-
-
-class _MissingOp:
-    def __init__(self, name):
-        self.__name__ = name
-
-    def __call__(self, *args, **kwargs):
-        raise NotImplementedError(
-            f'mmcv._ext.{self.__name__} needs the compiled mmcv ops, but only mmcv-lite is installed. '
-            'Install full mmcv with: EFFSR_FULL_MMCV=1 bash scripts/setup_env.sh')
-
-
-def mmcv_ext_stub(name: str):
-    """A stand-in for ``mmcv._ext`` whose ops raise a clear error when called (not when imported)."""
-    module = types.ModuleType(name, 'effsr_core stub: mmcv-lite has no compiled ops')
-    module.__spec__ = importlib.machinery.ModuleSpec(name, None)
-
-    def __getattr__(attr):
-        if attr.startswith('__'):
-            raise AttributeError(attr)
-        return _MissingOp(attr)
-
-    module.__getattr__ = __getattr__
-    return module
-
-
-def numpy_bool8() -> bool:
-    import numpy as np
-
-    if hasattr(np, 'bool8'):
-        return False
-    np.bool8 = np.bool_
-    return True
-
-
-# ------------------------------------------------------------------------------------------- safe loading
-def mmengine_state_globals() -> list:
-    """What mmengine checkpoints written here pickle beside tensors and containers: the message hub's
-    ``HistoryBuffer`` (its statistics methods pickled as ``getattr(HistoryBuffer, name)``) and numpy arrays."""
-    from mmengine.logging import HistoryBuffer
-
-    from effsr_core.checkpoints import attribute_getter, numpy_globals
-
-    statistics = attribute_getter({HistoryBuffer: lambda name: name in HistoryBuffer._statistics_methods})
-    return [*numpy_globals(), HistoryBuffer, (statistics, 'builtins.getattr')]
+from effsr_core.compat.fixes.marks import _is_patched, _mark
 
 
 def basicsr_state_globals() -> list:
@@ -116,92 +17,6 @@ def basicsr_state_globals() -> list:
     return [Counter]
 
 
-# ------------------------------------------------------------------------------------------------- mmengine
-def mmengine_safe_load(module) -> bool:
-    """Local mmengine checkpoints (``load_from``, ``--resume``) are read with ``weights_only=True`` plus mmengine's
-    own training-state classes, with one-line errors for unsafe or unreadable files."""
-    loader_cls = module.CheckpointLoader
-    current = loader_cls._schemes.get('')
-    if current is not None and _is_patched(current):
-        return False
-    from effsr_core.checkpoints import load_file
-
-    @_mark
-    def load_from_local(filename, map_location):
-        return load_file(osp.expanduser(filename), map_location=map_location,
-                         allowed_globals=mmengine_state_globals())
-
-    loader_cls.register_scheme(prefixes='', loader=load_from_local, force=True)
-    module.load_from_local = load_from_local
-    return True
-
-
-def mmengine_shape_check(module) -> bool:
-    """mmengine only warns when a weight's shape differs from the model's and goes on with a half-loaded model:
-    refuse it with one line (missing / unexpected keys are still only listed, once, unless ``strict``)."""
-    if _is_patched(module.load_state_dict):
-        return False
-    import logging
-
-    from mmengine.logging import print_log
-    from mmengine.model import is_model_wrapper
-
-    from effsr_core.checkpoints import load_weights
-
-    @_mark
-    def load_state_dict(model, state_dict, strict=False, logger=None):
-        report = load_weights(model.module if is_model_wrapper(model) else model, state_dict, strict=strict)
-        if report:
-            print_log(f'The checkpoint was loaded non-strictly: {report.summary()}.', logger=logger,
-                      level=logging.WARNING)
-
-    module.load_state_dict = load_state_dict
-    return True
-
-
-def mmengine_runner_checkpoint_name(module) -> bool:
-    """A checkpoint that does not fit the model is named in the error (``Runner.load_checkpoint``)."""
-    cls = module.Runner
-    if _is_patched(cls.load_checkpoint):
-        return False
-    original = cls.load_checkpoint
-    from effsr_core.checkpoints import CheckpointError
-
-    @functools.wraps(original)
-    def load_checkpoint(self, filename, *args, **kwargs):
-        try:
-            return original(self, filename, *args, **kwargs)
-        except CheckpointError as error:
-            message = str(error)
-            if message.startswith(str(filename)):
-                raise
-            unnamed = message.startswith('checkpoint ')
-            raise CheckpointError(f'{filename} {message[len("checkpoint "):]}' if unnamed else
-                                  f'{filename}: {message}') from None
-
-    cls.load_checkpoint = _mark(load_checkpoint)
-    return True
-
-
-def mmengine_atomic_put(module) -> bool:
-    """mmengine writes checkpoints (and its other files) through ``LocalBackend.put``: write them atomically, so
-    that a run killed while saving leaves the previous file intact and no partial one."""
-    cls = module.LocalBackend
-    if _is_patched(cls.put):
-        return False
-    from effsr_core.checkpoints import atomic_write
-
-    @_mark
-    def put(self, obj, filepath):
-        os.makedirs(osp.dirname(osp.abspath(filepath)), exist_ok=True)
-        with atomic_write(filepath) as f:
-            f.write(obj)
-
-    cls.put = put
-    return True
-
-
-# -------------------------------------------------------------------------------------------------- BasicSR
 def basicsr_resume_state(module) -> bool:
     """Resume BasicSR training states safely (``weights_only`` + ``basicsr_state_globals``), on CPU when there is
     no CUDA, and with ``auto_resume`` from the newest state that is readable together with its networks."""
