@@ -37,7 +37,7 @@ from torch import nn
 from memsr_plugin.conversion import merges as m
 from memsr_plugin.conversion.graph import Act, Affine, Conv, Network, Node, Parallel, Shuffle, describe_network
 from memsr_plugin.conversion.merges import ConvParams, NotConvertibleError
-from memsr_plugin.conversion.plain import PlainConvSR
+from memsr_plugin.conversion.plain import PlainConvSR, body_length
 
 #: The paper's constant for carrying skips through ReLU (Prop. 3.6); exact while skipped values exceed -C.
 DEFAULT_OFFSET = 1000.0
@@ -162,16 +162,11 @@ def compile_nodes(nodes: list[Node], in_channels: int, offset: float = DEFAULT_O
     return layers
 
 
-def body_length(layers: list[Layer]) -> int:
-    """The number of body layers: those before the first pixel shuffle (all but the last when there is none)."""
-    return next((i for i, layer in enumerate(layers) if layer.shuffle > 1), len(layers) - 1)
-
-
 def activate_body(layers: list[Layer], offset: float = DEFAULT_OFFSET) -> list[Layer]:
     """The paper's plain form (Prop. 3.6): every body layer without an activation gets a ReLU over its values
     plus ``offset``, which the next conv removes where it reads them (exact while those values exceed -offset)."""
     layers = list(layers)
-    for i in range(body_length(layers)):
+    for i in range(body_length([layer.shuffle for layer in layers])):
         layer = layers[i]
         if layer.act != 'identity':
             continue

@@ -20,6 +20,12 @@ from effsr_core.registry import register
 ACTIVATIONS = ('relu', 'lrelu', 'identity')
 
 
+def body_length(shuffles: Sequence[int]) -> int:
+    """How many layers form the body: those before the first pixel shuffle (the upsampler), or all but the last
+    layer when nothing is shuffled."""
+    return next((i for i, shuffle in enumerate(shuffles) if shuffle > 1), len(shuffles) - 1)
+
+
 def _per_layer(value, n: int, what: str) -> list:
     values = [value] * n if isinstance(value, (int, float, str)) else list(value)
     if len(values) != n:
