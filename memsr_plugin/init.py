@@ -112,7 +112,9 @@ def fit_conv(inputs: Tensor, target: Tensor, kernel_size: int) -> m.ConvParams:
     a = columns.transpose(1, 2).reshape(n * h * w, -1)
     a = torch.cat([a, a.new_ones(a.shape[0], 1)], dim=1)
     b = target.permute(0, 2, 3, 1).reshape(n * h * w, -1)
-    solution = torch.linalg.lstsq(a, b).solution  # solves a @ X = b
+    # solves a @ X = b; gelsd (SVD) gives the minimum-norm solution where the student's features are rank
+    # deficient (dead ReLU channels, widths above the teacher features' rank), where gelsy's pivoting was off
+    solution = torch.linalg.lstsq(a, b, driver='gelsd').solution
     weight = solution[:-1].T.reshape(-1, c, kernel_size, kernel_size).contiguous()
     return m.ConvParams(weight, solution[-1].contiguous())
 

@@ -60,8 +60,10 @@ def test_the_constant_c_does_not_enter_eq_15(teacher):
     default = convert(_edsr(), dtype=torch.float64)
     paper = LayerSpectrum(_teacher_features(teacher, 2), teacher.feature_offsets[2])
     plain = LayerSpectrum(_teacher_features(default, 2), default.feature_offsets[2])
-    assert paper.truncation_errors()[:8] == pytest.approx(plain.truncation_errors(), rel=1e-6)
-    assert LayerSpectrum(_teacher_features(teacher, 2)).truncation_errors()[0] < 1e-3  # what C would do
+    assert paper.channels == plain.channels + 1  # the ones channel: constant, so the same singular values
+    assert paper.truncation_errors() == pytest.approx(plain.truncation_errors() + [0.0], rel=1e-6, abs=1e-12)
+    blind = LayerSpectrum(_teacher_features(teacher, 2))  # with C in the norm every width would pass
+    assert blind.truncation_errors()[0] < paper.truncation_errors()[0] / 10
 
 
 def test_least_squares_recovers_a_conv_borders_included():
@@ -91,14 +93,24 @@ def test_full_rank_student_reproduces_a_teacher_it_can_represent():
 
 
 def test_edsr_errors_fall_as_widths_grow(teacher):
+    """Eq. 15 errors fall with the width and vanish at full rank; the student's output error falls too. At full
+    rank the student is close to the teacher away from the borders (its ReLUs act on the rotated features and it
+    pads its own features with zeros, so it is not exact there: measured 1.3% inside, 6% on the whole image)."""
     channels = teacher.widths[:6]
     results = {w: winning_initialisation(teacher, widths=[min(w, c) for c in channels], samples=SAMPLES,
-                                         patch=PATCH) for w in (2, 5, max(channels))}
+                                         patch=24) for w in (2, 5, max(channels))}
     for narrow, wide in ((2, 5), (5, max(channels))):
         assert all(a > b for a, b in zip(results[narrow].errors, results[wide].errors))
         assert results[narrow].output_error > results[wide].output_error
+    x = sample_inputs(3, 2, 40, seed=5)  # held-out inputs
+    inside = (slice(None), slice(None), slice(16, -16), slice(16, -16))  # 8 input pixels from the border
+    with torch.no_grad():
+        reference = teacher(x)[inside]
+        interior = {w: float((r.student(x.float())[inside].double() - reference).norm() / reference.norm())
+                    for w, r in results.items()}
+    assert interior[max(channels)] < 0.03 and interior[max(channels)] < interior[2] / 3
     full = results[max(channels)]
-    assert max(full.errors) < 1e-12 and full.output_error < 0.05
+    assert max(full.errors) < 1e-12
     assert full.layers == list(range(6)) and full.widths == channels
     student = full.student
     assert student.widths == teacher.widths and student.acts == ['relu'] * 6 + teacher.acts[6:]
