@@ -254,8 +254,8 @@ EXAMPLE = ('example:\n'
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='python -m memsr_plugin.init', formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLE,
-        description='MemSR winning initialisation (Alg. 1): convert a teacher to its plain form and derive a plain '
-                    'student, its per-layer widths and the distillation adapters.')
+        description='MemSR winning initialisation (Alg. 1): convert a teacher to its plain form and derive a\n'
+                    'plain student, its per-layer widths and the distillation adapters.')
     parser.add_argument('-opt', '--options', required=True,
                         help='teacher: a BasicSR options YAML (network_g) or an MMagic config .py (model.generator)')
     parser.add_argument('--checkpoint', required=True, help='teacher weights (BasicSR params / MMagic state_dict)')
