@@ -9,6 +9,7 @@ from torch.nn import functional as F
 from memsr_plugin.conversion import (ECB, RRRB, Act, Conv, Conv3XC, NotConvertibleError, Parallel, PlainConvSR,
                                      RepSR, compile_nodes, convert, export, residual)
 from memsr_plugin.conversion import merges as m
+from memsr_plugin.conversion.plain import body_length
 
 TOLERANCE = 1e-9
 
@@ -132,9 +133,9 @@ def _inputs():
             0.8 + 0.2 * _shifted(offset=0.0, size=(5, 11))]
 
 
-def _check(net, offset=1e3):
+def _check(net, offset=1e3, **kwargs):
     net = net.double().eval()
-    plain = convert(net, offset=offset, dtype=torch.float64)
+    plain = convert(net, offset=offset, dtype=torch.float64, **kwargs)
     assert isinstance(plain, PlainConvSR)
     assert all(isinstance(layer, (nn.Conv2d, nn.ReLU, nn.LeakyReLU, nn.PixelShuffle)) for layer in plain.body)
     with torch.no_grad():
@@ -162,10 +163,42 @@ def test_basicsr_msrresnet(upscale):
 
 @pytest.mark.parametrize('upscale,res_scale', [(2, 1.0), (3, 0.1), (4, 0.5)])
 def test_mmagic_edsrnet(upscale, res_scale):
+    _check(_edsrnet(upscale, res_scale))
+
+
+def _edsrnet(upscale, res_scale):
     pytest.importorskip('memsr_plugin.mmagic.conversion')
     from mmagic.models.editors.edsr.edsr_net import EDSRNet
     torch.manual_seed(upscale)
-    _check(EDSRNet(3, 3, 6, 2, upscale, res_scale=res_scale, rgb_std=[0.5, 1.0, 2.0]))
+    return EDSRNet(3, 3, 6, 2, upscale, res_scale=res_scale, rgb_std=[0.5, 1.0, 2.0])
+
+
+@pytest.mark.parametrize('build', [lambda: EDSR(3, 3, 8, 2, 2), lambda: EDSR(3, 3, 6, 3, 4, res_scale=0.5),
+                                   lambda: _edsrnet(3, 0.1), lambda: _edsrnet(4, 1.0)],
+                         ids=['basicsr-edsr-x2', 'basicsr-edsr-x4', 'mmagic-edsrnet-x3', 'mmagic-edsrnet-x4'])
+def test_relu_body_form_is_exact_with_a_relu_after_every_body_conv(build):
+    """The paper's form (Fig. 3): conv + ReLU in every body layer; the default form keeps its block outputs
+    without an activation; subtracting ``feature_offsets`` from the paper's features gives the default ones."""
+    torch.manual_seed(0)
+    net = build()
+    paper, default = _check(net, relu_body=True), _check(net)
+    body = body_length(paper.shuffles)
+    assert body == len(paper.widths) - (3 if paper.shuffles.count(2) == 2 else 2)  # upsampler: shuffles, conv_last
+    assert paper.acts[:body] == ['relu'] * body and 'identity' in default.acts[:body]
+    assert paper.acts[body:] == default.acts[body:] and default.feature_offsets[0].abs().max() == 0
+    x = _inputs()[0]
+    with torch.no_grad():
+        _, with_c = paper(x, return_features=True)
+        _, plain = default(x, return_features=True)
+    assert len(with_c) == len(plain) and paper.widths[0] == default.widths[0] + 1  # the first emits ones
+    for i, (a, b, offsets, b_offsets) in enumerate(zip(with_c, plain, paper.feature_offsets,
+                                                       default.feature_offsets)):
+        assert a.shape[1] == offsets.numel() >= b.shape[1] == b_offsets.numel(), i
+        if i < body and paper.acts[i] != default.acts[i]:
+            assert offsets[:b.shape[1]].eq(1e3).all()  # carried through the new ReLU by C
+        read_back = a - offsets[None, :, None, None]
+        assert _relative(read_back[:, :b.shape[1]], b - b_offsets[None, :, None, None]) < TOLERANCE, i
+        assert read_back[:, b.shape[1]:].eq(0).all()  # an emitted ones channel, if any
 
 
 def test_float32_error_grows_with_c_and_stays_within_the_bound():

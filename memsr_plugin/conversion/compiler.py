@@ -18,6 +18,14 @@ weights and bias 1 (a conv's bias reaches every output pixel, and a ReLU keeps 1
 exactly like ``one_pad``; no concatenation at inference. Only when that happens at the first conv (an input
 normalisation merged into it by Lemma 3.1, as EDSR's ``(x - mean) * img_range``) does ``PlainConvSR`` concatenate
 one ones channel to the input image, once.
+
+``relu_body=True`` exports the paper's form of the teacher (Fig. 3, Prop. 3.6): every body layer (each layer
+before the first pixel shuffle; all but the last one when there is none) is conv + activation. A body layer that
+had none gets a ReLU and the constant ``C`` on its bias, and the next conv reads its channels as ``x + C``
+(:func:`merges.read_offsets`, exact at the borders: such a read reaches zero padding through off-centre taps, so
+the layer also emits the ones channel, as in the paper's ``one_pad``). The export records, per layer, the constant
+each output channel carries (``PlainConvSR.feature_offsets``: ``C`` on carried values, 1 on an emitted ones
+channel) so that the original network's values can be read back from the plain features.
 """
 from __future__ import annotations
 
@@ -29,7 +37,7 @@ from torch import nn
 from memsr_plugin.conversion import merges as m
 from memsr_plugin.conversion.graph import Act, Affine, Conv, Network, Node, Parallel, Shuffle, describe_network
 from memsr_plugin.conversion.merges import ConvParams, NotConvertibleError
-from memsr_plugin.conversion.plain import PlainConvSR
+from memsr_plugin.conversion.plain import PlainConvSR, body_length
 
 #: The paper's constant for carrying skips through ReLU (Prop. 3.6); exact while skipped values exceed -C.
 DEFAULT_OFFSET = 1000.0
@@ -43,6 +51,7 @@ class Layer:
     slope: float = 0.0
     shuffle: int = 1
     names: list[str] = field(default_factory=list)
+    offsets: torch.Tensor | None = None  # per conv output channel: the constant carried on top of the value
 
     @property
     def out_channels(self) -> int:
@@ -108,17 +117,20 @@ def _parallel(node: Parallel, in_channels: int, offset: float) -> list[Layer]:
             raise NotConvertibleError(f'{node.name}: parallel layers {[b[t].names for b in branches]} have different '
                                       f'activations {sorted(acts)}')
         act, slope = acts.pop() if acts else ('identity', 0.0)
-        parts = []
+        parts, carried_offsets = [], []
         for j, branch in enumerate(branches):
             params = m.read_offsets(branch[t].params, offsets[j])
             carried = act != 'identity' and branch[t].act == 'identity'
             offsets[j] = torch.full((params.out_channels,), offset if carried else 0.0, dtype=torch.float64)
             parts.append(replace(params, bias=params.bias + offsets[j]))
+            inner = branch[t].offsets  # a nested skip's own constant, already removed inside the branch
+            carried_offsets.append(offsets[j] if inner is None else offsets[j] + inner)
         merge = m.concat_outputs if t == 0 else m.block_diagonal
         merged = parts[0]
         for part in parts[1:]:
             merged = merge(merged, part)
-        stages.append(Layer(merged, act, slope, 1, [n for b in branches for n in b[t].names]))
+        stages.append(Layer(merged, act, slope, 1, [n for b in branches for n in b[t].names],
+                            torch.cat(carried_offsets)))
     add = m.read_offsets(m.add_as_conv(width, tuple(node.scales)), torch.cat(offsets))
     _append(stages, Layer(m.fold_ones(add), names=[node.name]))
     return stages
@@ -150,6 +162,31 @@ def compile_nodes(nodes: list[Node], in_channels: int, offset: float = DEFAULT_O
     return layers
 
 
+def activate_body(layers: list[Layer], offset: float = DEFAULT_OFFSET) -> list[Layer]:
+    """The paper's plain form (Prop. 3.6): every body layer without an activation gets a ReLU over its values
+    plus ``offset``, which the next conv removes where it reads them (exact while those values exceed -offset)."""
+    layers = list(layers)
+    for i in range(body_length([layer.shuffle for layer in layers])):
+        layer = layers[i]
+        if layer.act != 'identity':
+            continue
+        shift = torch.full((layer.params.out_channels,), float(offset), dtype=layer.params.bias.dtype)
+        carried = shift if layer.offsets is None else layer.offsets + shift
+        layers[i] = replace(layer, params=replace(layer.params, bias=layer.params.bias + shift), act='relu',
+                            offsets=carried)
+        layers[i + 1] = replace(layers[i + 1], params=m.read_offsets(layers[i + 1].params, shift))
+    return layers
+
+
+def _feature_offsets(layer: Layer, emits_ones: bool) -> torch.Tensor:
+    """The constant on each channel of the layer's output (after the shuffle), the emitted ones channel included."""
+    out = layer.params.out_channels
+    offsets = torch.zeros(out, dtype=torch.float64) if layer.offsets is None else layer.offsets.double()
+    if emits_ones:
+        offsets = torch.cat([offsets, offsets.new_ones(layer.shuffle * layer.shuffle)])
+    return offsets[::layer.shuffle * layer.shuffle].clone()  # a shuffle keeps channel c * s^2 + k as channel c
+
+
 def export(layers: list[Layer], in_channels: int, base_upscale: int = 0,
            dtype: torch.dtype = torch.float32) -> PlainConvSR:
     """The plain network of ``layers``: centre-only ones kernels folded into biases, the others fed by a ones
@@ -177,12 +214,22 @@ def export(layers: list[Layer], in_channels: int, base_upscale: int = 0,
         for conv, p in zip(net.convs(), finals):
             conv.weight.copy_(p.weight)
             conv.bias.copy_(p.bias)
+    net.feature_offsets = [_feature_offsets(layer, i + 1 < len(layers) and needs[i + 1])
+                           for i, layer in enumerate(layers)]
     return net
 
 
 def convert(net: nn.Module | Network, offset: float = DEFAULT_OFFSET, dtype: torch.dtype = torch.float32,
-            in_channels: int | None = None) -> PlainConvSR:
+            in_channels: int | None = None, relu_body: bool = False) -> PlainConvSR:
     """An equivalent :class:`PlainConvSR` of ``net`` (exact while every skipped value exceeds ``-offset``).
+
+    Args:
+        net: The network (or its description).
+        offset: The constant ``C`` that carries values through a ReLU (Prop. 3.6).
+        dtype: Parameter dtype of the result.
+        in_channels: Input channels when the network has no describer and its first conv does not say.
+        relu_body: Export the paper's form, conv + activation in every body layer (see the module docstring);
+            False keeps the layers' own activations (block outputs without one), which needs no ones channel.
 
     Raises :class:`NotConvertibleError`, naming the module, for anything without an exact plain form.
     """
@@ -190,4 +237,6 @@ def convert(net: nn.Module | Network, offset: float = DEFAULT_OFFSET, dtype: tor
     layers = compile_nodes(network.nodes, network.in_channels, offset)
     if not layers:
         raise NotConvertibleError(f'{type(net).__name__}: nothing to convert')
+    if relu_body:
+        layers = activate_body(layers, offset)
     return export(layers, network.in_channels, network.base_upscale, dtype)

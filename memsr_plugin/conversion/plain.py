@@ -20,6 +20,12 @@ from effsr_core.registry import register
 ACTIVATIONS = ('relu', 'lrelu', 'identity')
 
 
+def body_length(shuffles: Sequence[int]) -> int:
+    """How many layers form the body: those before the first pixel shuffle (the upsampler), or all but the last
+    layer when nothing is shuffled."""
+    return next((i for i, shuffle in enumerate(shuffles) if shuffle > 1), len(shuffles) - 1)
+
+
 def _per_layer(value, n: int, what: str) -> list:
     values = [value] * n if isinstance(value, (int, float, str)) else list(value)
     if len(values) != n:
@@ -54,13 +60,19 @@ class PlainConvSR(nn.Module):
         shuffles = _per_layer(shuffles, n, 'shuffles')
         if unknown := sorted(set(acts) - set(ACTIVATIONS)):
             raise ValueError(f'PlainConvSR: unknown activation(s) {unknown}; allowed: {ACTIVATIONS}')
+        self.in_channels, self.negative_slope = int(in_channels), float(negative_slope)
         self.input_ones, self.base_upscale = bool(input_ones), int(base_upscale)
         self.widths, self.kernel_sizes, self.acts, self.shuffles = list(widths), kernel_sizes, acts, shuffles
+        #: Set by the conversion: per layer, the constant each output channel carries on top of the original
+        #: network's value (the ``C`` of a skip carried through a ReLU, 1 on a ones channel); None: not converted.
+        self.feature_offsets: list[Tensor] | None = None
         layers: list[nn.Module] = []
+        self._starts: list[int] = []  # where each layer (conv, activation, shuffle) begins in ``body``
         channels = in_channels + int(self.input_ones)
         for width, k, act, shuffle in zip(widths, kernel_sizes, acts, shuffles):
             if k % 2 == 0:
                 raise ValueError(f'PlainConvSR: kernel size {k} is even')
+            self._starts.append(len(layers))
             layers.append(nn.Conv2d(channels, width, k, padding=k // 2))
             if act == 'relu':
                 layers.append(nn.ReLU(inplace=True))
@@ -73,19 +85,34 @@ class PlainConvSR(nn.Module):
             channels = width // (shuffle * shuffle)
         self.body = nn.Sequential(*layers)
 
+    def config(self) -> dict:
+        """The constructor's arguments: ``PlainConvSR(**net.config())`` rebuilds the architecture, and with
+        ``type: PlainConvSR`` it is a BasicSR ``network_g`` / an MMagic ``generator``."""
+        return {'in_channels': self.in_channels, 'widths': list(self.widths), 'kernel_sizes': list(self.kernel_sizes),
+                'acts': list(self.acts), 'shuffles': list(self.shuffles), 'negative_slope': self.negative_slope,
+                'input_ones': self.input_ones, 'base_upscale': self.base_upscale}
+
     def convs(self) -> list[nn.Conv2d]:
         return [m for m in self.body if isinstance(m, nn.Conv2d)]
+
+    def prepare_input(self, x: Tensor) -> Tensor:
+        """What the first conv reads: the image, with the all-ones channel when ``input_ones``."""
+        return torch.cat([x, torch.ones_like(x[:, :1])], dim=1) if self.input_ones else x
+
+    def run_layer(self, index: int, x: Tensor) -> Tensor:
+        """Layer ``index`` (its conv, activation and pixel shuffle) on the previous layer's output."""
+        stop = self._starts[index + 1] if index + 1 < len(self._starts) else len(self.body)
+        for module in self.body[self._starts[index]:stop]:
+            x = module(x)
+        return x
 
     def forward(self, x: Tensor, return_features: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
         """The SR image; with ``return_features`` also the output of every layer (conv, activation and pixel
         shuffle), in order: what MemSR's initialisation and distillation match layer by layer."""
-        out = torch.cat([x, torch.ones_like(x[:, :1])], dim=1) if self.input_ones else x
-        features = []
-        for index, module in enumerate(self.body):
-            if index and isinstance(module, nn.Conv2d):  # the previous layer is complete
-                features.append(out)
-            out = module(out)
-        features.append(out)
+        out, features = self.prepare_input(x), []
+        for index in range(len(self._starts)):
+            out = self.run_layer(index, out)
+            features.append(out)
         if self.base_upscale:
             out = out + F.interpolate(x, scale_factor=self.base_upscale, mode='bilinear', align_corners=False)
         return (out, features) if return_features else out
