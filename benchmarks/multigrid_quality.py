@@ -10,8 +10,8 @@ every variant; the baseline at LR 32 x 6 frames (half the paper's 64 x 15 in spa
 * ``S only`` / ``T only``: one cycle, the other size fixed at the baseline's, Eq. 1;
 * ``S&T hierarchical, plain cosine``: the hierarchical cycles without Eq. 1 (one cosine over the whole run).
 
-PSNR / SSIM (RGB, no crop) on the four validation clips, all 100 frames; mean and spread over seeds. Finished runs in
-the work folder are reused when their options are unchanged.
+PSNR / SSIM (RGB, no crop) on the first 30 frames of the four validation clips; mean and spread over seeds.
+Finished runs in the work folder are reused when their options are unchanged.
 
     python benchmarks/multigrid_quality.py [--seeds 0 1 2] [--iters 150] [--quick]
         # writes benchmarks/results/multigrid_quality_cpu.{json,md}
@@ -31,6 +31,7 @@ from training_runs import REPO, evaluated, prepare_workdir, run, video_quality
 RESULTS = Path(__file__).parent / 'results'
 TEMPLATE = REPO / 'options/basicsr/multigrid/demo_multigrid_BasicVSR_tiny_offline.yml'
 SPATIAL, TEMPORAL = [16, 32], [3, 6]
+EVAL_FRAMES = 30  # per validation clip
 #: variant: (multigrid section without the LR keys, or None for the fixed-size baseline; uses Eq. 1)
 VARIANTS = {
     'baseline': (None, False),
@@ -66,7 +67,7 @@ def variant_options(variant: str, seed: int, iters: int) -> dict:
 
 
 def evaluate(checkpoint: Path, options_path: Path) -> dict:
-    return video_quality(checkpoint, options_path)[1]
+    return video_quality(checkpoint, options_path, EVAL_FRAMES)[1]
 
 
 def main(argv=None) -> None:
@@ -124,8 +125,8 @@ def markdown(report: dict) -> str:
              f'every variant (batch 2, Adam, LR of the demo config); baseline at LR {report["spatial_sizes"][-1]} x '
              f'{report["temporal_sizes"][-1]} frames with one cosine; multigrid cycles '
              f'{"/".join(map(str, report["spatial_sizes"]))} x {"/".join(map(str, report["temporal_sizes"]))}, '
-             f'equal stages, Eq. 1 unless "plain cosine". PSNR/SSIM: RGB, no crop, 4 validation clips x 100 frames, '
-             f'mean over seeds {report["seeds"]} (column "runs": seeds finished). Wall time of the invocation: '
+             f'equal stages, Eq. 1 unless "plain cosine". PSNR/SSIM: RGB, no crop, 4 validation clips x '
+             f'{EVAL_FRAMES} frames, mean over seeds {report["seeds"]} (column "runs": seeds finished). Wall time of the invocation: '
              f'{report["wall_seconds"] / 60:.0f} min.', '',
              '| variant | runs | PSNR (dB) | ± std | SSIM | median train time (s) |', '|---|---|---|---|---|---|']
     for name, s in report['summary'].items():

@@ -50,14 +50,16 @@ def evaluated(workdir: Path, name: str, checkpoint: Path, evaluate: Callable[[Pa
     return json.loads(cached.read_text())
 
 
-def video_quality(checkpoint: Path, options_path: Path) -> tuple[torch.nn.Module, dict]:
-    """The network of a run and its PSNR / SSIM (RGB, no crop) on the four validation clips, all 100 frames."""
+def video_quality(checkpoint: Path, options_path: Path, max_frames: int | None = None) -> tuple[torch.nn.Module, dict]:
+    """The network of a run and its PSNR / SSIM (RGB, no crop) on the four validation clips (all 100 frames, or
+    the first ``max_frames`` of each)."""
     from effsr_core.profiling.models import build_model_from_options
     from effsr_core.profiling.quality import VideoClipFolders, evaluate_quality
 
     model = build_model_from_options(options_path, checkpoint)
     video = REPO / 'data/offline/video_sr'
-    dataset = VideoClipFolders(video / 'train_sharp', video / 'train_sharp_bicubic/X4', clips=list(VAL_CLIPS))
+    dataset = VideoClipFolders(video / 'train_sharp', video / 'train_sharp_bicubic/X4', clips=list(VAL_CLIPS),
+                               max_frames=max_frames)
     with torch.no_grad():
         quality = evaluate_quality(model, dataset, crop_border=0)
     return model, {'psnr': quality.psnr, 'ssim': quality.ssim}
