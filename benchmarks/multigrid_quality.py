@@ -126,8 +126,8 @@ def markdown(report: dict) -> str:
              f'{report["temporal_sizes"][-1]} frames with one cosine; multigrid cycles '
              f'{"/".join(map(str, report["spatial_sizes"]))} x {"/".join(map(str, report["temporal_sizes"]))}, '
              f'equal stages, Eq. 1 unless "plain cosine". PSNR/SSIM: RGB, no crop, 4 validation clips x '
-             f'{EVAL_FRAMES} frames, mean over seeds {report["seeds"]} (column "runs": seeds finished). Wall time of the invocation: '
-             f'{report["wall_seconds"] / 60:.0f} min.', '',
+             f'{EVAL_FRAMES} frames, mean over seeds {report["seeds"]} (column "runs": seeds finished). Wall time of '
+             f'the invocation: {report["wall_seconds"] / 60:.0f} min.', '',
              '| variant | runs | PSNR (dB) | ± std | SSIM | median train time (s) |', '|---|---|---|---|---|---|']
     for name, s in report['summary'].items():
         seconds = statistics.median(r['train_seconds'] for r in report['runs'][name])
