@@ -56,7 +56,9 @@ def variant_options(variant: str, seed: int, iters: int) -> dict:
     lr = opt['train']['optim_g']['lr']
     opt.pop('multigrid')
     if cycles is not None:
-        opt['multigrid'] = {'spatial_sizes': SPATIAL, 'temporal_sizes': TEMPORAL, **cycles, 'eta_min': 1e-6}
+        opt['multigrid'] = {'spatial_sizes': SPATIAL, 'temporal_sizes': TEMPORAL, **cycles}
+        if eq1:  # the LR keys are read by MultigridLR only (the options check refuses them otherwise)
+            opt['multigrid']['eta_min'] = 1e-6
     if eq1:
         opt['train']['scheduler'] = {'type': 'MultigridLR'}
     else:
