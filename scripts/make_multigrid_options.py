@@ -4,9 +4,10 @@
 
 Experiments (Lin et al., Sec. 4.1): {BasicVSR-M, BasicVSR} on REDS (LR 32/64 x 7/11/15 frames) and Vimeo-90K
 (32/64 x 6/10/14) and EDVR-M on both (spatial cycle 32/64 only: sliding window), each as the fixed-size baseline
-(batch 16, LR 2e-4; EDVR-M: BasicSR's batch 32, LR 4e-4) and with multigrid + large minibatch (batch 64, LR by the
-linear scaling rule, e.g. linear_scaling(16, 2e-4, 64) = 8e-4, Eq. 1 with 5,000 warmup iterations, the same number
-of epochs: a quarter / half of the iterations); plus a demo on the bundled offline clips. Edit this generator, not
+(Table 1: BasicVSR-M batch 16, BasicVSR batch 32, LR 2e-4; EDVR-M: BasicSR's batch 32, LR 4e-4) and with multigrid +
+large minibatch (batch 64, LR by the linear scaling rule: linear_scaling(16, 2e-4, 64) = 8e-4 for BasicVSR-M,
+4e-4 for BasicVSR, Eq. 1 with 5,000 warmup iterations, the same number of epochs: a quarter / half of the
+iterations); plus a demo on the bundled offline clips. Edit this generator, not
 the files: tests/test_multigrid_basicsr.py checks that they match.
 """
 from __future__ import annotations
@@ -43,7 +44,8 @@ NETWORKS = {
 }
 #: (baseline batch, baseline LR, baseline iterations) of each network.
 EDVR_SMALL_STAGE_LR = 2.0e-4  # "The learning rate of training on 32x32 spatial size begins at 2e-4" (EDVR-M)
-BASELINES = {'BasicVSR-M': (16, 2.0e-4, 300_000), 'BasicVSR': (16, 2.0e-4, 300_000), 'EDVR-M': (32, 4.0e-4, 600_000)}
+#: (batch, LR, iterations) of each fixed-size baseline: Table 1 (1) and (7) (BasicSR's official BasicVSR: 32 / 2e-4)
+BASELINES = {'BasicVSR-M': (16, 2.0e-4, 300_000), 'BasicVSR': (32, 2.0e-4, 300_000), 'EDVR-M': (32, 4.0e-4, 600_000)}
 GPUS = 8  # batch_size_per_gpu = batch / GPUS, as in BasicSR's published configs
 
 

@@ -220,3 +220,40 @@ def test_config_that_cannot_work_is_refused_before_the_first_iteration(tmp_path,
         runner.train()
     assert runner.iter == 0
     assert not list(Path(tmp_path).rglob('*.pth')) and not (tmp_path / 'multigrid_schedule.png').exists()
+
+
+def test_mirrored_septuplets_train_on_their_central_frames(tmp_path):
+    """MMagic's Vimeo-90K pipeline: 7 listed frames per sequence, mirrored to 14 (MirrorSequence). A 6-frame stage
+    reads the central 3 frames, mirrored."""
+    import cv2
+    import numpy as np
+    from mmagic.registry import DATASETS
+    from mmengine.registry import init_default_scope
+
+    import effsr_core.mmagic  # noqa: F401
+    from multigrid_plugin.mmagic.data import frames_dataset_baseline, reshape_frames_dataset
+
+    init_default_scope('mmagic')
+
+    names = [f'im{i}.png' for i in range(1, 8)]
+    for kind, size in (('GT', 32), ('BIx4', 8)):
+        folder = tmp_path / kind / '00001' / '0001'
+        folder.mkdir(parents=True)
+        for index, name in enumerate(names, 1):
+            cv2.imwrite(str(folder / name), np.full((size, size, 3), index * 10, np.uint8))
+    (tmp_path / 'meta_info.txt').write_text('00001/0001 7 (32,32,3)\n')
+    dataset = DATASETS.build(dict(
+        type='BasicFramesDataset', data_root=str(tmp_path), data_prefix=dict(img='BIx4', gt='GT'),
+        ann_file='meta_info.txt', depth=2, num_input_frames=7, fixed_seq_len=7,
+        load_frames_list=dict(img=names, gt=names), metainfo=dict(dataset_type='vimeo90k_seq', task_name='vsr'),
+        pipeline=[dict(type='LoadImageFromFile', key='img', channel_order='rgb'),
+                  dict(type='LoadImageFromFile', key='gt', channel_order='rgb'),
+                  dict(type='SetValues', dictionary=dict(scale=4)), dict(type='PairedRandomCrop', gt_patch_size=32),
+                  dict(type='MirrorSequence', keys=['img', 'gt']), dict(type='PackInputs')]))
+    assert frames_dataset_baseline(dataset) == (4, 8, 14)  # the trained clip: 7 frames mirrored
+    with reshape_frames_dataset(dataset, 4, 6, scale=4):
+        sample = dataset[0]
+    frames = sample['inputs']
+    assert frames.shape == (6, 3, 4, 4) and sample['data_samples'].gt_img.shape == (6, 3, 16, 16)
+    assert [int(v) for v in frames[:, 0, 0, 0]] == [30, 40, 50, 50, 40, 30]  # im3-im5, then reversed
+    assert dataset[0]['inputs'].shape == (14, 3, 8, 8)  # outside the context: as configured

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any, Callable, Iterator
 
-from mmagic.datasets.transforms import PairedRandomCrop, SetValues
+from mmagic.datasets.transforms import GenerateSegmentIndices, MirrorSequence, PairedRandomCrop, SetValues
 from mmagic.registry import DATA_SAMPLERS
 from mmengine.dataset import BaseDataset
 from torch.utils.data import DataLoader, Sampler
@@ -44,30 +44,49 @@ def frames_dataset_baseline(dataset: Any) -> tuple[int, int, int]:
     frames = dataset.num_input_frames
     if not isinstance(frames, int) or frames < 1:
         raise OptionError(f'{DATASET}.num_input_frames: {frames!r} must be a positive int (the baseline clip length).')
-    return scale, crop.gt_patch_size // scale, frames
+    return scale, crop.gt_patch_size // scale, frames * (2 if mirrored(dataset) else 1)
+
+
+def mirrored(dataset: BaseDataset) -> bool:
+    """Whether the pipeline appends each clip reversed (``MirrorSequence``, MMagic's Vimeo-90K configs): the trained
+    clip then has twice the frames read."""
+    return pipeline_transform(dataset, MirrorSequence) is not None
+
+
+def frames_read(dataset: BaseDataset, frames: int) -> int:
+    """Frames to read for a trained clip of ``frames`` frames (half of them when the pipeline mirrors the clip)."""
+    return frames // 2 if mirrored(dataset) else frames
 
 
 @contextmanager
 def reshape_frames_dataset(dataset: BaseDataset, patch_size: int, frames: int, *, scale: int) -> Iterator[None]:
-    """During the context, ``dataset`` reads clips of ``frames`` frames cropped to ``patch_size`` LR pixels.
+    """During the context, ``dataset`` trains on clips of ``frames`` frames cropped to ``patch_size`` LR pixels.
 
     Process-local and restored on exit: the ``PairedRandomCrop`` GT size becomes ``patch_size * scale`` and the
-    pipeline (a public attribute ``prepare_data`` calls) is wrapped to put ``num_input_frames`` into each data
-    info, where ``GenerateSegmentIndices`` / ``GenerateFrameIndices`` read it (BasicFramesDataset stores it there
-    at load time).
+    pipeline (a public attribute ``prepare_data`` calls) is wrapped to put the clip length into each data info,
+    where ``GenerateSegmentIndices`` reads it (BasicFramesDataset stores it there at load time), or to keep the
+    central frames of a listed clip; a mirrored clip (``MirrorSequence``) reads half the frames.
     """
     crop = pipeline_transform(dataset, PairedRandomCrop)
     pipeline, gt_patch_size = dataset.pipeline, crop.gt_patch_size
     crop.gt_patch_size = patch_size * scale
-    dataset.pipeline = partial(_with_frames, pipeline, frames)
+    listed = pipeline_transform(dataset, GenerateSegmentIndices) is None  # frames from load_frames_list paths
+    dataset.pipeline = partial(_with_frames, pipeline, frames_read(dataset, frames), listed)
     try:
         yield
     finally:
         dataset.pipeline, crop.gt_patch_size = pipeline, gt_patch_size
 
 
-def _with_frames(pipeline: Callable[[dict], Any], frames: int, data_info: dict) -> Any:
-    return pipeline({**data_info, 'num_input_frames': frames})
+def _with_frames(pipeline: Callable[[dict], Any], frames: int, listed: bool, data_info: dict) -> Any:
+    """Run ``pipeline`` on a clip of ``frames`` frames: ``num_input_frames`` for ``GenerateSegmentIndices``, or the
+    central ``frames`` of the listed frame paths (``load_frames_list``, e.g. a Vimeo-90K septuplet)."""
+    if not listed:
+        return pipeline({**data_info, 'num_input_frames': frames})
+    first = (data_info['num_input_frames'] - frames) // 2
+    central = {f'{key}_path': data_info[f'{key}_path'][first:first + frames] for key in ('img', 'gt')
+               if isinstance(data_info.get(f'{key}_path'), list)}
+    return pipeline({**data_info, **central, 'num_input_frames': frames, 'num_output_frames': frames})
 
 
 def fresh_sampler(loader: DataLoader, sampler_cfg: Any) -> Sampler:

@@ -23,8 +23,8 @@ from effsr_core.data.dataset_checks import check_clip_frames, check_patch_size, 
 from effsr_core.distributed import is_main_process
 from effsr_core.options import OptionError
 from multigrid_plugin.lr_schedule import MultigridLR
-from multigrid_plugin.mmagic.data import (fresh_sampler, frames_dataset_baseline, multigrid_loader, pipeline_transform,
-                                          reshape_frames_dataset)
+from multigrid_plugin.mmagic.data import (fresh_sampler, frames_dataset_baseline, frames_read, mirrored,
+                                          multigrid_loader, pipeline_transform, reshape_frames_dataset)
 from multigrid_plugin.options import MMAGIC_HOOK, MULTIGRID, build_schedule
 from multigrid_plugin.plot import plot_schedule
 from multigrid_plugin.schedule import MultigridSchedule
@@ -120,8 +120,11 @@ class MultigridHook(Hook):
         check_patch_size(f'{NAME}.spatial_sizes ({patch} x scale {scale})', patch * scale, shapes)
         indices = pipeline_transform(dataset, GenerateSegmentIndices)
         interval = max(getattr(indices, 'interval_list', None) or [1])
-        check_clip_frames(f'{NAME}.temporal_sizes', max(stage.frames for stage in self.schedule.stages), interval,
-                          clip_frames)
+        if mirrored(dataset) and any(stage.frames % 2 for stage in self.schedule.stages):
+            raise OptionError(f'{NAME}.temporal_sizes: the pipeline mirrors every clip (MirrorSequence), so every '
+                              f'clip length must be even; got {sorted({s.frames for s in self.schedule.stages})}.')
+        longest = max(stage.frames for stage in self.schedule.stages)
+        check_clip_frames(f'{NAME}.temporal_sizes', frames_read(dataset, longest), interval, clip_frames)
 
     def _check_model(self, runner: Runner) -> None:
         """A sliding-window generator (``num_frames``, e.g. EDVR) takes one clip length: spatial cycle only."""
