@@ -99,7 +99,7 @@ def test_pipeline_and_resume_in_both_phases(tmp_path, repo_root, offline_data, m
 
 
 def test_mmagic_test_loop_from_the_final_checkpoint_alone(tmp_path, repo_root, offline_data, mmagic_checkpoint,
-                                                         tiny_video_val):
+                                                          tiny_video_val):
     """MMagic's own BasicVSR model and test loop, a dense generator config, and a pruned checkpoint."""
     from mmengine.config import Config
     from mmengine.hooks import Hook
