@@ -9,7 +9,8 @@ prefetching; every rank counts the same batches, so all ranks train the same sta
 
 ``MultigridDataset`` wraps the toolbox's dataset: an item ``(index, patch, frames)`` is read by the wrapped dataset
 with its patch size and clip length set for that one read (``reshape``, a context manager the toolbox adapter
-provides), in whichever process reads it; a plain index reads the dataset as configured.
+provides; it may yield a function that finishes the sample, e.g. keeps the central frames of a clip the dataset
+can only read whole), in whichever process reads it; a plain index reads the dataset as configured.
 """
 from __future__ import annotations
 
@@ -77,7 +78,8 @@ class MultigridDataset(Dataset):
     Args:
         dataset: the toolbox's training dataset.
         reshape: ``reshape(dataset, patch, frames)`` is a context manager during which the dataset reads samples
-            of that shape (a module-level function or ``functools.partial``: workers unpickle it).
+            of that shape (a module-level function or ``functools.partial``: workers unpickle it); what it yields,
+            if not None, is applied to the sample read.
     """
 
     def __init__(self, dataset: Dataset, reshape: Reshape):
@@ -90,8 +92,9 @@ class MultigridDataset(Dataset):
     def __getitem__(self, item: int | ShapedIndex) -> Any:
         if isinstance(item, tuple):
             index, patch_size, frames = item
-            with self.reshape(self.dataset, patch_size, frames):
-                return self.dataset[index]
+            with self.reshape(self.dataset, patch_size, frames) as finish:
+                sample = self.dataset[index]
+            return sample if finish is None else finish(sample)
         return self.dataset[item]
 
     def __getattr__(self, name: str) -> Any:  # the toolbox reads the wrapped dataset's attributes (opt, metainfo)

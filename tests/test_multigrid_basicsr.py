@@ -76,13 +76,47 @@ def test_paper_configs_use_the_paper_sizes_and_lr():
 
 
 # ------------------------------------------------------------------------------------------- data path
-def test_vimeo_clip_lengths_read_the_central_frames():
-    from multigrid_plugin.basicsr.datasets import _vimeo_neighbors
+def test_vimeo_recurrent_dataset_reads_the_central_frames_of_each_stage(tmp_path):
+    """BasicSR's Vimeo90KRecurrentDataset (disk), septuplets mirrored to 14 frames: a 6-frame stage reads im3-im5."""
+    import cv2
+    import numpy as np
+    from basicsr.data import build_dataset
 
-    flipped = {'flip_sequence': True}
-    assert [_vimeo_neighbors(flipped, t)['neighbor_list'] for t in (6, 10, 14)] == [
-        [3, 4, 5], [2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6, 7]]
-    assert _vimeo_neighbors({}, 5)['neighbor_list'] == [2, 3, 4, 5, 6]
+    from multigrid_plugin.basicsr.datasets import reshape
+    from multigrid_plugin.sampling import MultigridDataset
+
+    for kind, size in (('GT', 32), ('LQ', 8)):
+        folder = tmp_path / kind / '00001' / '0001'
+        folder.mkdir(parents=True)
+        for index in range(1, 8):
+            cv2.imwrite(str(folder / f'im{index}.png'), np.full((size, size, 3), index * 10, np.uint8))
+    (tmp_path / 'meta_info.txt').write_text('00001/0001 7 (32,32,3)\n')
+    dataset = MultigridDataset(build_dataset(dict(
+        name='Vimeo', type='Vimeo90KRecurrentDataset', dataroot_gt=str(tmp_path / 'GT'),
+        dataroot_lq=str(tmp_path / 'LQ'), meta_info_file=str(tmp_path / 'meta_info.txt'), io_backend=dict(type='disk'),
+        num_frame=-1, gt_size=32, interval_list=[1], random_reverse=False, use_hflip=False, use_rot=False,
+        flip_sequence=True, scale=4, phase='train')), reshape)
+    sample = dataset[(0, 4, 6)]
+    assert sample['lq'].shape == (6, 3, 4, 4) and sample['gt'].shape == (6, 3, 16, 16)
+    assert [round(float(v) * 255) for v in sample['lq'][:, 0, 0, 0]] == [30, 40, 50, 50, 40, 30]
+    assert dataset[0]['lq'].shape == (14, 3, 8, 8)  # as configured again
+
+
+def test_reds_recurrent_dataset_reads_each_stage_shape_from_lmdb_and_is_restored(demo_options, offline_data):
+    from basicsr.data import build_dataset
+
+    from multigrid_plugin.basicsr.datasets import reshape
+    from multigrid_plugin.sampling import MultigridDataset
+
+    lmdb = offline_data / 'video_sr_lmdb'
+    dataset_opt = dict(demo_options['datasets']['train'], phase='train', scale=4,
+                       dataroot_gt=str(lmdb / 'train_sharp_with_val.lmdb'),
+                       dataroot_lq=str(lmdb / 'train_sharp_bicubic_with_val.lmdb'),
+                       io_backend=dict(type='lmdb'))
+    dataset = MultigridDataset(build_dataset(dataset_opt), reshape)
+    sample = dataset[(0, 32, 3)]
+    assert sample['lq'].shape == (3, 3, 32, 32) and sample['gt'].shape == (3, 3, 128, 128)
+    assert dataset[0]['lq'].shape == (5, 3, 48, 48)
 
 
 def test_reds_recurrent_dataset_reads_each_stage_shape_and_is_restored(demo_options):

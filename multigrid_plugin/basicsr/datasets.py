@@ -5,15 +5,19 @@ checked against the data before anything is loaded.
 What BasicSR 1.4.2 reads in ``__getitem__`` (besides ``opt['gt_size']``, the GT patch, in all of them):
 
 * ``REDSRecurrentDataset``: ``self.num_frame`` consecutive frames out of frames 0-99 of a clip;
-* ``Vimeo90KRecurrentDataset`` (disk and LMDB): the frames ``self.neighbor_list`` of a septuplet (1..7), doubled
-  by ``flip_sequence`` (7 -> 14); so a clip of T frames reads T (or T/2 with the flip) central frames;
+* ``Vimeo90KRecurrentDataset`` (disk and LMDB): all 7 frames of a septuplet (it splits what it read at index 7, so
+  it cannot read fewer), doubled by ``flip_sequence`` (7 -> 14); a clip of T frames keeps the central T (or T/2
+  before the flip) of what was read;
 * ``REDSDataset`` / ``Vimeo90KDataset`` (EDVR, sliding window): ``num_frame`` fixed by the architecture, so only
   the patch size may change (multigrid ``mode: spatial``).
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, Callable, Iterator, Mapping, NamedTuple
+
+import torch
 
 from effsr_core.data.dataset_checks import check_clip_frames
 from effsr_core.options import OptionError
@@ -25,23 +29,29 @@ REDS_CLIP_FRAMES = 100  # BasicSR's REDS datasets read frames 0-99 of every clip
 class FrameControl(NamedTuple):
     """A dataset's clip length: ``configured(dataset_opt)`` frames per sample as written in the options;
     ``attributes(dataset_opt, frames)`` the attributes that make it read ``frames`` (None: fixed by the model);
-    ``limit(dataset_opt)`` the most frames a sample can have (None: the meta_info file says) and ``multiple`` the
-    granularity of a clip length."""
+    ``limit(dataset_opt)`` the most frames a sample can have (None: the meta_info file says), ``multiple`` the
+    granularity of a clip length, and ``select(dataset_opt, frames, sample)`` (if any) the ``frames`` of a sample
+    read whole."""
     configured: Callable[[Mapping[str, Any]], int]
     attributes: Callable[[Mapping[str, Any], int], dict[str, Any]] | None
     limit: Callable[[Mapping[str, Any]], int | None]
     multiple: Callable[[Mapping[str, Any]], int]
+    select: Callable[[Mapping[str, Any], int, dict], dict] | None = None
 
 
 def _vimeo_frames(opt: Mapping[str, Any]) -> int:
     return VIMEO_SEPTUPLET * (2 if opt.get('flip_sequence') else 1)
 
 
-def _vimeo_neighbors(opt: Mapping[str, Any], frames: int) -> dict[str, Any]:
-    """The central ``frames`` of a septuplet (half of them with ``flip_sequence``, which doubles the clip)."""
+def _vimeo_central(opt: Mapping[str, Any], frames: int, sample: dict) -> dict:
+    """The central ``frames`` of a septuplet sample (half of them, then mirrored, with ``flip_sequence``)."""
     count = frames // 2 if opt.get('flip_sequence') else frames
-    first = (VIMEO_SEPTUPLET - count) // 2 + 1
-    return {'neighbor_list': list(range(first, first + count))}
+    first = (VIMEO_SEPTUPLET - count) // 2
+    selected = {}
+    for key in ('lq', 'gt'):
+        central = sample[key][first:first + count]  # the read order: the first 7 frames, before the flipped copy
+        selected[key] = torch.cat([central, central.flip(0)], dim=0) if opt.get('flip_sequence') else central
+    return {**sample, **selected}
 
 
 def _num_frame(opt: Mapping[str, Any]) -> int:
@@ -51,8 +61,8 @@ def _num_frame(opt: Mapping[str, Any]) -> int:
 FRAME_CONTROLS: dict[str, FrameControl] = {
     'REDSRecurrentDataset': FrameControl(_num_frame, lambda opt, frames: {'num_frame': frames},
                                          lambda opt: None, lambda opt: 1),
-    'Vimeo90KRecurrentDataset': FrameControl(_vimeo_frames, _vimeo_neighbors, _vimeo_frames,
-                                             lambda opt: 2 if opt.get('flip_sequence') else 1),
+    'Vimeo90KRecurrentDataset': FrameControl(_vimeo_frames, lambda opt, frames: {}, _vimeo_frames,
+                                             lambda opt: 2 if opt.get('flip_sequence') else 1, _vimeo_central),
     'REDSDataset': FrameControl(_num_frame, None, _num_frame, lambda opt: 1),
     'Vimeo90KDataset': FrameControl(_num_frame, None, _num_frame, lambda opt: 1),
 }
@@ -65,8 +75,9 @@ def frame_control(dataset_cls: type) -> FrameControl | None:
 
 
 @contextmanager
-def reshape(dataset: Any, patch_size: int, frames: int) -> Iterator[None]:
-    """While open, ``dataset`` reads GT patches of ``patch_size`` x scale and clips of ``frames`` frames."""
+def reshape(dataset: Any, patch_size: int, frames: int) -> Iterator[Callable[[dict], dict] | None]:
+    """While open, ``dataset`` reads GT patches of ``patch_size`` x scale and clips of ``frames`` frames; yields the
+    function that keeps ``frames`` of a sample read whole (None where the dataset reads just those)."""
     control = frame_control(type(dataset))
     opt = dataset.opt
     if control.attributes is None:
@@ -81,7 +92,7 @@ def reshape(dataset: Any, patch_size: int, frames: int) -> Iterator[None]:
     for name, value in attributes.items():
         setattr(dataset, name, value)
     try:
-        yield
+        yield None if control.select is None else partial(control.select, opt, frames)
     finally:
         opt['gt_size'] = saved_size
         for name, value in saved.items():
