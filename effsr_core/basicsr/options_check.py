@@ -146,8 +146,9 @@ def check_basicsr_options(opt: dict, is_train: bool = True, check_paths: bool = 
         _check_scheduler(opt, model_cls, (train.get('scheduler') or {}).get('type'))
     if opt.get('val') is not None:
         _check_metrics(opt['val'])
-    if hasattr(model_cls, 'check_options'):
-        model_cls.check_options(opt)
+    if hasattr(model_cls, 'check_options'):  # a model reading files takes check_paths
+        takes_paths = 'check_paths' in parameter_names(model_cls.check_options)
+        model_cls.check_options(opt, **({'check_paths': check_paths} if takes_paths else {}))
     for name, entry in PIPELINE_SECTIONS.items():
         if opt.get(name) is not None and entry.check is not None:
             entry.check(opt, model_cls, check_paths)
