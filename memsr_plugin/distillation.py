@@ -43,12 +43,13 @@ def frozen(net: nn.Module) -> nn.Module:
 
 @dataclass(frozen=True)
 class DistillationInit:
-    """What the initialisation file says about distillation: the adapters ``M_i``, the student layer index each
-    maps (0-based, as in ``PlainConvSR.forward(x, return_features=True)``) and the kwargs of ``convert`` giving the
-    teacher's plain form."""
+    """What the initialisation file says: the adapters ``M_i``, the student layer index each maps (0-based, as in
+    ``PlainConvSR.forward(x, return_features=True)``), the kwargs of ``convert`` giving the teacher's plain form,
+    and the student's initial weights."""
     adapters: tuple[dict[str, Tensor], ...]
     layers: tuple[int, ...]
     teacher_form: dict[str, Any]
+    params: dict[str, Tensor]  # the student's winning initialisation
 
     @classmethod
     def read(cls, path: str | None, option: str) -> 'DistillationInit':
@@ -75,7 +76,9 @@ class DistillationInit:
                 raise OptionError(f'{option}: {error}') from None
         if not isinstance(data['teacher_form'], Mapping):
             raise OptionError(f'{option}: teacher_form must be a mapping of convert() arguments.')
-        return cls(tuple(dict(a) for a in adapters), tuple(layers), dict(data['teacher_form']))
+        if not isinstance(data['params'], Mapping):
+            raise OptionError(f'{option}: params must be the student\'s state dict.')
+        return cls(tuple(dict(a) for a in adapters), tuple(layers), dict(data['teacher_form']), dict(data['params']))
 
     def plain_teacher(self, teacher: nn.Module, names: Mapping[str, str]) -> PlainConvSR:
         """The frozen plain form of ``teacher`` whose features are distilled."""

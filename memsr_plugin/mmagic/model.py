@@ -8,10 +8,11 @@ Config sketch (see ``options/mmagic/memsr/``)::
                  teacher=dict(type='EDSRNet', ...), teacher_checkpoint='edsr.pth',
                  distill=dict(loss_weight=0.3, epsilon=1e-5, init_file='init.pth'),
                  pixel_loss=dict(type='L1Loss'), ...)
-    load_from = 'init.pth'   # the student's winning initialisation ('params')
 
-The teacher's plain form is kept outside the module tree (not in ``state_dict``, not optimised); the adapters are
-the submodule ``distill_loss`` (saved and resumed with the generator). The iteration and ``max_iters`` of Eq. 14
+The generator starts from the initialisation file's ``params`` (mmengine's ``load_from`` would not read that
+BasicSR-style file); ``load_from`` / ``resume`` then load an editor checkpoint over it. The teacher's plain form
+is kept outside the module tree (not in ``state_dict``, not optimised); the adapters are the submodule
+``distill_loss`` (saved and resumed with the generator). The iteration and ``max_iters`` of Eq. 14
 come from mmengine's message hub (its ``RuntimeInfoHook``), so no extra hook is needed.
 """
 from __future__ import annotations
@@ -35,7 +36,8 @@ class MemSRDistillEditor(BaseEditModel):
     """BaseEditModel trained with L1 + λ·ε^(iter/total)·(1/n)·Σ MSE(F_T_i, M_i * F_S_i) (MemSR Eq. 14).
 
     Args:
-        generator: the plain student (``PlainConvSR``), as the initialisation file describes it.
+        generator: the plain student (``PlainConvSR``), as the initialisation file describes it; its weights
+            are set from the file's ``params``.
         teacher: the teacher network config (e.g. ``EDSRNet``); frozen, rebuilt from ``teacher_checkpoint``
             whenever the model is built (fresh or resumed run), never saved.
         teacher_checkpoint: the teacher's trained weights (MMagic, BasicSR or bare state dict).
@@ -53,6 +55,7 @@ class MemSRDistillEditor(BaseEditModel):
         if not osp.isfile(osp.expanduser(teacher_checkpoint)):
             raise OptionError(f'model.teacher_checkpoint: file {teacher_checkpoint!r} does not exist.')
         super().__init__(generator=generator, pixel_loss=pixel_loss, **kwargs)
+        load_weights(self.generator, init.params, source=f'{distill["init_file"]} (params)')
         teacher_net = MODELS.build(teacher)
         load_weights(teacher_net, read_generator_state(osp.expanduser(teacher_checkpoint)),
                      source=teacher_checkpoint)
