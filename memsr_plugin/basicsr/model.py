@@ -31,6 +31,14 @@ from memsr_plugin.options import DISTILL
 OPTION_NAMES = {'init_file': 'distill.init_file', 'student': 'network_g', 'teacher': 'network_t'}
 
 
+def _build(key: str, opt: dict):
+    """The network of ``opt[key]`` (random weights: only its structure is checked)."""
+    try:
+        return build_network(copy.deepcopy(opt[key]))
+    except TypeError as error:
+        raise OptionError(f'{key}: {error}') from None
+
+
 @MODEL_REGISTRY.register()
 class MemSRDistillModel(RegisteredSchedulers, SRModel):
     """SRModel whose plain student learns from a frozen teacher's plain form through trainable adapters (Eq. 14)."""
@@ -55,10 +63,15 @@ class MemSRDistillModel(RegisteredSchedulers, SRModel):
             raise OptionError('train.pixel_opt: the task loss of Eq. 13 is required, e.g. {type: L1Loss}.')
         if train.get('perceptual_opt'):
             raise OptionError('train.perceptual_opt: not used by MemSRDistillModel; remove it.')
+        scheduler = train.get('scheduler') or {}
+        if scheduler.get('type') == 'PyTorchOneCycleLR' and scheduler.get('total_steps', 0) < train['total_iter']:
+            raise OptionError(f'train.scheduler.total_steps: {scheduler.get("total_steps")} is below '
+                              f'train.total_iter ({train["total_iter"]}); the one-cycle schedule needs one step per '
+                              'iteration.')
         if check_paths:
             init = DistillationInit.read(distill['init_file'], OPTION_NAMES['init_file'])
-            teacher = init.plain_teacher(build_network(copy.deepcopy(opt['network_t'])), OPTION_NAMES)
-            init.check_widths(build_network(copy.deepcopy(opt['network_g'])), teacher, OPTION_NAMES)
+            teacher = init.plain_teacher(_build('network_t', opt), OPTION_NAMES)
+            init.check_widths(_build('network_g', opt), teacher, OPTION_NAMES)
 
     # ---------------------------------------------------------------------------------------- set-up
     def init_training_settings(self):

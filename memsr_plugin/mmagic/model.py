@@ -48,7 +48,8 @@ class MemSRDistillEditor(BaseEditModel):
 
     def __init__(self, generator: dict, teacher: dict, teacher_checkpoint: str, distill: dict, pixel_loss: dict,
                  **kwargs):
-        check_keys('model', kwargs, parameter_names(BaseEditModel.__init__))
+        check_keys('model', kwargs, {*parameter_names(BaseEditModel.__init__),
+                                     *parameter_names(MemSRDistillEditor.__init__)})
         MMAGIC_MODEL.check({'teacher': teacher, 'teacher_checkpoint': teacher_checkpoint}, 'model')
         distill = DISTILL.check(distill, 'model.distill')
         init = DistillationInit.read(distill['init_file'], OPTION_NAMES['init_file'])
@@ -62,7 +63,7 @@ class MemSRDistillEditor(BaseEditModel):
         distillation = MemSRDistillation(init, teacher_net, self.generator, distill['loss_weight'],
                                          distill['epsilon'], OPTION_NAMES)
         self.distill_loss = distillation.loss  # the trainable adapters: in state_dict and the optimizer
-        object.__setattr__(self, 'distillation', distillation)  # holds the frozen teacher outside the module tree
+        self.distillation = distillation  # not a module: its frozen teacher stays outside the module tree
 
     def forward_train(self, inputs, data_samples=None, **kwargs):
         hub = MessageHub.get_current_instance()
