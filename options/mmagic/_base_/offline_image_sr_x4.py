@@ -35,6 +35,7 @@ train_dataloader = dict(
         data_root=f'{data_root}/train',
         data_prefix=dict(img='LR_bicubic/X4', gt='HR'),
         filename_tmpl=dict(img='{}x4', gt='{}'),
+        search_key='gt',
         pipeline=train_pipeline))
 
 val_dataloader = dict(
@@ -48,6 +49,7 @@ val_dataloader = dict(
         data_root=f'{data_root}/val',
         data_prefix=dict(img='LR_bicubic/X4', gt='HR'),
         filename_tmpl=dict(img='{}x4', gt='{}'),
+        search_key='gt',
         pipeline=val_pipeline))
 test_dataloader = val_dataloader
 
