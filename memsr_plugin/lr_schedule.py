@@ -1,6 +1,7 @@
 """The one-cycle LR schedule MemSR trains with (Sec. 4.1: PyTorch's OneCycleLR, max LR 2e-4), registered so that
-BasicSR models (which have no such scheduler) can use it by name; MMagic configs can use mmengine's own
-``OneCycleLR`` param scheduler instead."""
+BasicSR models (which have no such scheduler) and MMagic configs (wrapped as a param scheduler) use it by name.
+mmengine's own ``OneCycleLR`` pickles its annealing function into checkpoints, which the safe reading of
+``effsr_core.checkpoints`` refuses on resume; PyTorch's keeps only data."""
 from __future__ import annotations
 
 from torch.optim.lr_scheduler import OneCycleLR

@@ -329,7 +329,7 @@ def _mmagic_config(workdir, repo_root, image_pair, files, resume=False):
     cfg.train_cfg.update(max_iters=TOTAL, val_interval=1000)
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
-    cfg.param_scheduler.total_steps = TOTAL
+    cfg.param_scheduler.update(total_steps=TOTAL, max_lr=1e-2)  # steps large enough to tell runs apart
     cfg.default_hooks.checkpoint.update(interval=2, max_keep_ckpts=10)
     cfg.default_hooks.logger.interval = 1
     cfg.randomness = dict(seed=0)
@@ -349,6 +349,8 @@ def test_mmagic_training_and_resume(tmp_path, repo_root, image_pair, mmagic_file
     assert 'train/loss_distill' in runner.message_hub.log_scalars
     straight = torch.load(full / f'iter_{TOTAL}.pth', weights_only=False)['state_dict']
     assert {key.split('.')[0] for key in straight} == {'generator', 'distill_loss'}  # no teacher
+    init = _load(mmagic_files['init'])
+    assert not torch.allclose(straight['distill_loss.adapters.0.weight'], init['adapters'][0]['weight'], atol=1e-4)
     optimised = {id(p) for group in runner.optim_wrapper.optimizer.param_groups for p in group['params']}
     assert {id(p) for p in runner.model.distill_loss.parameters()} <= optimised
     assert not {id(p) for p in runner.model.distillation.teacher.parameters()} & optimised

@@ -21,7 +21,7 @@ from collections import OrderedDict
 
 from basicsr.archs import build_network
 from basicsr.models.sr_model import SRModel
-from basicsr.utils.registry import MODEL_REGISTRY
+from basicsr.utils.registry import ARCH_REGISTRY, MODEL_REGISTRY
 
 from effsr_core.basicsr.schedulers import RegisteredSchedulers
 from effsr_core.options import OptionError, OptionSection
@@ -32,9 +32,11 @@ OPTION_NAMES = {'init_file': 'distill.init_file', 'student': 'network_g', 'teach
 
 
 def _build(key: str, opt: dict):
-    """The network of ``opt[key]`` (random weights: only its structure is checked)."""
+    """The network of ``opt[key]`` (random weights: only its structure is checked). Not ``build_network``: its
+    log line would set up BasicSR's root logger before the run does, and the run would then log nothing."""
+    options = dict(opt[key])
     try:
-        return build_network(copy.deepcopy(opt[key]))
+        return ARCH_REGISTRY.get(options.pop('type'))(**options)
     except TypeError as error:
         raise OptionError(f'{key}: {error}') from None
 

@@ -30,7 +30,9 @@ optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='Adam', lr=2e-4, betas=(0.9, 0.999)))
 
-param_scheduler = dict(type='OneCycleLR', eta_max=2e-4, total_steps=max_iters, by_epoch=False)
+# PyTorch's OneCycleLR (the paper's), registered by the plugin; mmengine's own OneCycleLR pickles its annealing
+# function into every checkpoint, which the safe checkpoint reading refuses on resume.
+param_scheduler = dict(type='PyTorchOneCycleLR', max_lr=2e-4, total_steps=max_iters, by_epoch=False)
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),
