@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 from effsr_core.checkpoints import CheckpointError, load_file, load_weights, weights_reading_globals
+from effsr_core.distributed import is_distributed
 from effsr_core.options import OptionError
 from memsr_plugin.conversion import NotConvertibleError, PlainConvSR, convert
 from memsr_plugin.losses import InitAwareDistillationLoss, adapter_conv
@@ -136,6 +138,17 @@ class MemSRDistillation:
             return False
         load_weights(self.loss.adapters, checkpoint[ADAPTERS_KEY], source=f'{path} ({ADAPTERS_KEY})')
         return True
+
+    def average_adapter_gradients(self) -> None:
+        """Mean of the adapters' gradients over the processes, after ``backward``: for a toolbox whose
+        DistributedDataParallel wraps the student alone (BasicSR), so that every rank's adapters stay equal."""
+        if not is_distributed():
+            return
+        world_size = dist.get_world_size()
+        for param in self.loss.parameters():
+            if param.grad is not None:
+                dist.all_reduce(param.grad)
+                param.grad.div_(world_size)
 
     def losses(self, forward: Callable, lq: Tensor, gt: Tensor, pixel_loss: Callable, iteration: int,
                total_iters: int) -> tuple[Tensor, Tensors, Tensors]:

@@ -123,6 +123,44 @@ def test_adapters_and_student_get_gradients_and_the_teacher_does_not(basicsr_fil
     assert not distillation.teacher.training
 
 
+AVERAGE_ON_RANK = """
+import sys, torch, torch.distributed as dist
+import effsr_core.basicsr
+from basicsr.archs.edsr_arch import EDSR
+from memsr_plugin.conversion import PlainConvSR
+from memsr_plugin.distillation import DistillationInit, MemSRDistillation
+rank, port, init_file, teacher_file, out = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=2)
+teacher = EDSR(num_in_ch=3, num_out_ch=3, num_feat=4, num_block=1, upscale=4)
+teacher.load_state_dict(torch.load(teacher_file, weights_only=True)['params'])
+init = DistillationInit.read(init_file, 'i')
+student = PlainConvSR(**torch.load(init_file, weights_only=True)['student'])
+distillation = MemSRDistillation(init, teacher, student, 0.3, 1e-5, {'init_file': 'i', 'student': 's', 'teacher': 't'})
+for param in distillation.loss.parameters():
+    param.grad = torch.full_like(param, float(rank + 1))
+distillation.average_adapter_gradients()
+torch.save([param.grad for param in distillation.loss.parameters()], out)
+dist.destroy_process_group()
+"""
+
+
+def test_adapter_gradients_are_averaged_over_processes(tmp_path, basicsr_files):
+    """BasicSR's DDP wraps the student only: the lifecycle averages the adapters' gradients (two gloo ranks)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    ranks = [subprocess.Popen([sys.executable, '-c', AVERAGE_ON_RANK, str(rank), str(port), str(basicsr_files['init']),
+                               str(basicsr_files['teacher']), str(tmp_path / f'{rank}.pt')],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for rank in range(2)]
+    for rank in ranks:
+        output, _ = rank.communicate(timeout=300)
+        assert rank.returncode == 0, output[-2000:]
+    grads = [torch.load(tmp_path / f'{rank}.pt', weights_only=True) for rank in range(2)]
+    assert all(torch.equal(grad, torch.full_like(grad, 1.5)) for result in grads for grad in result)
+
+
 def test_adapters_that_do_not_fit_are_refused(basicsr_files, tmp_path):
     from memsr_plugin.conversion import PlainConvSR
     from memsr_plugin.distillation import DistillationInit, MemSRDistillation
@@ -354,6 +392,12 @@ def test_mmagic_training_and_resume(tmp_path, repo_root, image_pair, mmagic_file
     optimised = {id(p) for group in runner.optim_wrapper.optimizer.param_groups for p in group['params']}
     assert {id(p) for p in runner.model.distill_loss.parameters()} <= optimised
     assert not {id(p) for p in runner.model.distillation.teacher.parameters()} & optimised
+
+    from effsr_core.checkpoints import load_weights, read_generator_state
+    from memsr_plugin.conversion import PlainConvSR
+
+    assert not load_weights(PlainConvSR(**mmagic_files['student']), read_generator_state(full / f'iter_{TOTAL}.pth'))
+    # (the student alone loads strictly from the editor's checkpoint: inference needs no teacher or adapters)
 
     resumed_dir = tmp_path / 'resumed'
     resumed_dir.mkdir()

@@ -104,6 +104,7 @@ class MemSRDistillModel(RegisteredSchedulers, SRModel):
         self.output, losses, scalars = self.distillation.losses(self.net_g, self.lq, self.gt, self.cri_pix,
                                                                 current_iter - 1, self.total_iter)
         sum(losses.values()).backward()
+        self.distillation.average_adapter_gradients()  # DDP wraps network_g only
         self.optimizer_g.step()
         self.log_dict = self.reduce_loss_dict(OrderedDict(
             [(f'l_{name}', value) for name, value in losses.items()] + list(scalars.items())))
