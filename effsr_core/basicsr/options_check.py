@@ -5,7 +5,8 @@ What a model reads is declared as data: BasicSR's own train keys below (per mode
 additions in its ``train_options`` and its own top-level sections in ``option_sections`` (``OptionSection``s).
 A plugin that changes BasicSR's training pipeline itself (not a model) declares the top-level section its pipeline
 wrapper reads with ``register_pipeline_section``: it then applies to every model derived from the named BasicSR
-model classes (e.g. ``multigrid`` for every video model).
+model classes (e.g. ``multigrid`` for every video model). A model's rules that need the whole options file go in its
+``check_options(opt)`` classmethod (``check_options(opt, check_paths)`` when they read files).
 """
 from __future__ import annotations
 
