@@ -247,6 +247,22 @@ def test_basicsr_training_resume_and_test_from_the_student_checkpoint(tmp_path, 
     assert '# psnr:' in _run('effsr_core.test', test_options, tmp_path)
 
 
+def test_basicsr_resume_keeps_the_teacher_path():
+    """BasicSR's check_resume points every network_* at net_*_<iter>.pth; the teacher is never saved."""
+    from basicsr.utils import check_resume
+
+    import effsr_core.basicsr  # noqa: F401  (registers MemSRDistillModel)
+    from effsr_core.compat.fixes import keep_frozen_networks
+
+    opt = {'model_type': 'MemSRDistillModel', 'network_g': {}, 'network_t': {},
+           'path': {'resume_state': '2.state', 'models': 'models', 'pretrain_network_g': 'init.pth',
+                    'pretrain_network_t': 'teacher.pth'}}
+    keep_frozen_networks(opt)
+    check_resume(opt, 2)
+    assert opt['path']['pretrain_network_t'] == 'teacher.pth'
+    assert opt['path']['pretrain_network_g'] == 'models/net_g_2.pth'
+
+
 DROP = object()
 
 

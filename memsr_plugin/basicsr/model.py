@@ -17,6 +17,7 @@ student's ``net_g_*.pth`` under ``distill_adapters`` (``params`` stays the plain
 from __future__ import annotations
 
 import copy
+import os.path as osp
 from collections import OrderedDict
 
 from basicsr.archs import build_network
@@ -79,8 +80,14 @@ class MemSRDistillModel(RegisteredSchedulers, SRModel):
     def init_training_settings(self):
         distill = DISTILL.check(self.opt.get('distill'), 'distill')
         path = self.opt['path']
+        teacher_path = path['pretrain_network_t']
+        if path.get('resume_state') and not osp.isfile(teacher_path) and \
+                osp.basename(teacher_path).startswith('net_t_'):
+            raise OptionError(f'path.pretrain_network_t: BasicSR\'s resume pointed it to {teacher_path}, which is '
+                              'never written; list network_t in path.ignore_resume_networks (effsr_core.train '
+                              'does it for you).')
         teacher = build_network(copy.deepcopy(self.opt['network_t']))
-        self.load_network(teacher, path['pretrain_network_t'], path.get('strict_load_t', True),
+        self.load_network(teacher, teacher_path, path.get('strict_load_t', True),
                           path.get('param_key_t', 'params'))
         self.distillation = MemSRDistillation(
             DistillationInit.read(distill['init_file'], OPTION_NAMES['init_file']), teacher,
