@@ -48,6 +48,13 @@ def test_mmagic_configs_load_and_build(path):
     init_default_scope('mmagic')
     model_cfg = cfg.model
     model_cfg.generator.pop('pretrained', None)  # a user's checkpoint
+    if model_cfg.type == 'MemSRDistillEditor':  # needs a user's initialisation file and teacher checkpoint
+        from effsr_core.options import OptionError
+
+        assert type(MODELS.build(model_cfg.generator)).__name__ == 'PlainConvSR'
+        with pytest.raises(OptionError, match='model.distill.init_file'):
+            MODELS.build(model_cfg)
+        return
     no_download = 'spynet_pretrained' if model_cfg.generator.type == 'BasicVSRNet' else 'spynet_path'
     model_cfg.generator[no_download] = None
     model = MODELS.build(model_cfg)

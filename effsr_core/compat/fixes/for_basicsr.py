@@ -29,6 +29,7 @@ def basicsr_resume_state(module) -> bool:
 
     @_mark
     def load_resume_state(opt):
+        keep_frozen_networks(opt)
         use_cuda = torch.cuda.is_available() and opt.get('num_gpu', 0) != 0
         map_location = f'cuda:{torch.cuda.current_device()}' if use_cuda else 'cpu'
         if opt.get('auto_resume'):
@@ -45,6 +46,19 @@ def basicsr_resume_state(module) -> bool:
 
     module.load_resume_state = load_resume_state
     return True
+
+
+def keep_frozen_networks(opt) -> None:
+    """Add the networks the model declares frozen (``frozen_networks``, e.g. a distillation teacher that is never
+    saved) to ``path.ignore_resume_networks``: BasicSR's ``check_resume`` would otherwise point their
+    ``pretrain_network_*`` to ``net_*_<iter>.pth`` files that do not exist."""
+    from basicsr.utils.registry import MODEL_REGISTRY
+
+    model_type = opt.get('model_type', 'SRModel')
+    frozen = getattr(MODEL_REGISTRY.get(model_type), 'frozen_networks', ()) if model_type in MODEL_REGISTRY else ()
+    ignored = list(opt['path'].get('ignore_resume_networks') or [])
+    if frozen:
+        opt['path']['ignore_resume_networks'] = ignored + [name for name in frozen if name not in ignored]
 
 
 def _resume_networks(opt, iteration: int) -> list[str]:
