@@ -25,8 +25,9 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 import yaml
-from training_runs import REPO, evaluated, prepare_workdir, run, video_quality
+from training_runs import REPO, VAL_CLIPS, evaluated, prepare_workdir, run, video_quality
 
 RESULTS = Path(__file__).parent / 'results'
 TEMPLATE = REPO / 'options/basicsr/multigrid/demo_multigrid_BasicVSR_tiny_offline.yml'
@@ -72,6 +73,27 @@ def evaluate(checkpoint: Path, options_path: Path) -> dict:
     return video_quality(checkpoint, options_path, EVAL_FRAMES)[1]
 
 
+class BilinearUpsampling(torch.nn.Module):
+    """x4 bilinear upsampling of every frame: BasicVSR's own skip path, the reference an untrained network gives."""
+
+    def forward(self, lqs: torch.Tensor) -> torch.Tensor:
+        n, t, c, h, w = lqs.shape
+        up = torch.nn.functional.interpolate(lqs.flatten(0, 1), scale_factor=4, mode='bilinear', align_corners=False)
+        return up.view(n, t, c, 4 * h, 4 * w)
+
+
+def bilinear_reference() -> dict:
+    """PSNR / SSIM of the bilinear skip alone on the same frames, so that a trained network can be placed."""
+    from effsr_core.profiling.quality import VideoClipFolders, evaluate_quality
+
+    video = REPO / 'data/offline/video_sr'
+    dataset = VideoClipFolders(video / 'train_sharp', video / 'train_sharp_bicubic/X4', clips=list(VAL_CLIPS),
+                               max_frames=EVAL_FRAMES)
+    with torch.no_grad():
+        quality = evaluate_quality(BilinearUpsampling(), dataset, crop_border=0)
+    return {'psnr': quality.psnr, 'ssim': quality.ssim}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -89,6 +111,7 @@ def main(argv=None) -> None:
         args.iters, args.seeds, args.out = 8, args.seeds[:1], args.out + '_quick'
     workdir = prepare_workdir(args.workdir)
     started = time.time()
+    reference = bilinear_reference()
     results = {variant: [] for variant in args.variants}
     for seed in args.seeds:  # seed-major, so that an interrupted run still covers every variant
         for variant in args.variants:
@@ -99,11 +122,11 @@ def main(argv=None) -> None:
             results[variant].append({'seed': seed, 'train_seconds': trained,
                                      **evaluated(workdir, opt['name'], checkpoint, evaluate)})
             print(f'[{time.time() - started:.0f}s] {variant} seed {seed}: {results[variant][-1]}', flush=True)
-            report = write_report(Path(args.out), results, args, time.time() - started)
+            report = write_report(Path(args.out), results, reference, args, time.time() - started)
     print(markdown(report))
 
 
-def write_report(out: Path, results: dict, args, wall_seconds: float) -> dict:
+def write_report(out: Path, results: dict, reference: dict, args, wall_seconds: float) -> dict:
     from effsr_core.profiling.report import machine_info
 
     summary = {name: {'psnr': statistics.fmean(r['psnr'] for r in runs),
@@ -112,7 +135,7 @@ def write_report(out: Path, results: dict, args, wall_seconds: float) -> dict:
                for name, runs in results.items() if runs}
     report = {'machine': machine_info(), 'command': [Path(sys.executable).name, *sys.argv], 'iters': args.iters,
               'spatial_sizes': SPATIAL, 'temporal_sizes': TEMPORAL, 'seeds': args.seeds,
-              'wall_seconds': wall_seconds, 'summary': summary, 'runs': results}
+              'wall_seconds': wall_seconds, 'bilinear_reference': reference, 'summary': summary, 'runs': results}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix('.json').write_text(json.dumps(report, indent=2))
     out.with_suffix('.md').write_text(markdown(report))
@@ -135,6 +158,9 @@ def markdown(report: dict) -> str:
         seconds = statistics.median(r['train_seconds'] for r in report['runs'][name])
         lines.append(f'| {name} | {s["runs"]} | {s["psnr"]:.3f} | {s["psnr_std"]:.3f} | {s["ssim"]:.4f} '
                      f'| {seconds:.0f} |')
+    ref = report['bilinear_reference']
+    lines.append(f'| reference: bilinear x4 (the network\'s skip, no training) | - | {ref["psnr"]:.3f} | - | '
+                 f'{ref["ssim"]:.4f} | - |')
     return '\n'.join(lines) + '\n'
 
 
