@@ -6,7 +6,7 @@ additions in its ``train_options`` and its own top-level sections in ``option_se
 A plugin that changes BasicSR's training pipeline itself (not a model) declares the top-level section its pipeline
 wrapper reads with ``register_pipeline_section``: it then applies to every model derived from the named BasicSR
 model classes (e.g. ``multigrid`` for every video model). A model's rules that need the whole options file go in its
-``check_options(opt)`` classmethod (``check_options(opt, check_paths)`` when they read files).
+``check_options(opt, check_paths)`` classmethod (``check_paths`` False: read no file).
 """
 from __future__ import annotations
 
@@ -147,9 +147,8 @@ def check_basicsr_options(opt: dict, is_train: bool = True, check_paths: bool = 
         _check_scheduler(opt, model_cls, (train.get('scheduler') or {}).get('type'))
     if opt.get('val') is not None:
         _check_metrics(opt['val'])
-    if hasattr(model_cls, 'check_options'):  # a model reading files takes check_paths
-        takes_paths = 'check_paths' in parameter_names(model_cls.check_options)
-        model_cls.check_options(opt, **({'check_paths': check_paths} if takes_paths else {}))
+    if hasattr(model_cls, 'check_options'):
+        model_cls.check_options(opt, check_paths=check_paths)
     for name, entry in PIPELINE_SECTIONS.items():
         if opt.get(name) is not None and entry.check is not None:
             entry.check(opt, model_cls, check_paths)

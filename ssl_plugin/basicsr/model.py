@@ -40,7 +40,7 @@ class SSLPruningModel(RegisteredSchedulers, VideoRecurrentModel):
     train_options = BASICSR_TRAIN
 
     @classmethod
-    def check_options(cls, opt: dict) -> None:
+    def check_options(cls, opt: dict, check_paths: bool = True) -> None:
         train = opt.get('train') or {}
         is_train = opt.get('is_train', True) and bool(train)
         SSLPruningLifecycle.check_options(
