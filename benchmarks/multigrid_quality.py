@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 import yaml
-from training_runs import REPO, VAL_CLIPS, evaluated, prepare_workdir, run, video_quality
+from training_runs import REPO, VAL_CLIPS, evaluated, prepare_workdir, run, train_seconds, video_quality
 
 RESULTS = Path(__file__).parent / 'results'
 TEMPLATE = REPO / 'options/basicsr/multigrid/demo_multigrid_BasicVSR_tiny_offline.yml'
@@ -116,10 +116,8 @@ def main(argv=None) -> None:
     for seed in args.seeds:  # seed-major, so that an interrupted run still covers every variant
         for variant in args.variants:
             opt = variant_options(variant, seed, args.iters)
-            tick = time.time()
             checkpoint = run(workdir, opt)
-            trained = time.time() - tick
-            results[variant].append({'seed': seed, 'train_seconds': trained,
+            results[variant].append({'seed': seed, 'train_seconds': train_seconds(workdir, opt['name']),
                                      **evaluated(workdir, opt['name'], checkpoint, evaluate)})
             print(f'[{time.time() - started:.0f}s] {variant} seed {seed}: {results[variant][-1]}', flush=True)
             report = write_report(Path(args.out), results, reference, args, time.time() - started)
@@ -144,6 +142,7 @@ def write_report(out: Path, results: dict, reference: dict, args, wall_seconds: 
 
 def markdown(report: dict) -> str:
     m = report['machine']
+    trained = sum(r['train_seconds'] or 0 for runs in report['runs'].values() for r in runs)
     lines = [f'# Multigrid quality at small scale (CPU: {m["cpu"]}, {m["threads"]} threads)', '',
              f'Command: `{" ".join(report["command"])}`  ',
              f'BasicSR BasicVSR (16 channels, 2 blocks) trained from scratch for {report["iters"]} iterations in '
@@ -151,8 +150,8 @@ def markdown(report: dict) -> str:
              f'{report["temporal_sizes"][-1]} frames with one cosine; multigrid cycles '
              f'{"/".join(map(str, report["spatial_sizes"]))} x {"/".join(map(str, report["temporal_sizes"]))}, '
              f'equal stages, Eq. 1 unless "plain cosine". PSNR/SSIM: RGB, no crop, 4 validation clips x '
-             f'{EVAL_FRAMES} frames, mean over seeds {report["seeds"]} (column "runs": seeds finished). Wall time of '
-             f'the invocation: {report["wall_seconds"] / 60:.0f} min.', '',
+             f'{EVAL_FRAMES} frames, mean over seeds {report["seeds"]} (column "runs": seeds finished). Training time '
+             f'of all runs: {trained / 60:.0f} min.', '',
              '| variant | runs | PSNR (dB) | ± std | SSIM | median train time (s) |', '|---|---|---|---|---|---|']
     for name, s in report['summary'].items():
         seconds = statistics.median(r['train_seconds'] for r in report['runs'][name])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -28,7 +29,8 @@ def prepare_workdir(workdir: str | Path) -> Path:
 
 
 def run(workdir: Path, opt: dict) -> Path:
-    """Train through our BasicSR entry point; a run that already finished in ``workdir`` is reused."""
+    """Train through our BasicSR entry point; a run that already finished in ``workdir`` is reused. The training's
+    wall-clock seconds are kept beside its options (``train_seconds``)."""
     checkpoint = workdir / 'experiments' / opt['name'] / 'models' / 'net_g_latest.pth'
     path = workdir / f'{opt["name"]}.yml'
     if checkpoint.exists() and path.exists() and yaml.safe_load(path.read_text()) == opt:
@@ -36,10 +38,18 @@ def run(workdir: Path, opt: dict) -> Path:
     (workdir / f'{opt["name"]}.result.json').unlink(missing_ok=True)
     path.write_text(yaml.safe_dump(opt, sort_keys=False))
     log = workdir / f'{opt["name"]}.log'
+    started = time.time()
     with open(log, 'w') as f:
         subprocess.run([sys.executable, '-m', 'effsr_core.train', '-opt', str(path)], cwd=workdir, stdout=f,
                        stderr=subprocess.STDOUT, check=True)
+    (workdir / f'{opt["name"]}.train.json').write_text(json.dumps({'seconds': time.time() - started}))
     return checkpoint
+
+
+def train_seconds(workdir: Path, name: str) -> float | None:
+    """Wall-clock seconds the run ``name`` trained for, when ``run`` trained it."""
+    path = workdir / f'{name}.train.json'
+    return json.loads(path.read_text())['seconds'] if path.exists() else None
 
 
 def evaluated(workdir: Path, name: str, checkpoint: Path, evaluate: Callable[[Path, Path], dict]) -> dict:
