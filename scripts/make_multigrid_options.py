@@ -139,10 +139,17 @@ def render_all() -> dict[Path, str]:
     return files
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of this script (no options: it always writes every config)."""
+    return argparse.ArgumentParser(
+        prog='python scripts/make_multigrid_options.py', description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='example:\n  python scripts/make_multigrid_options.py  # then: git diff options/')
+
+
 def main(argv=None) -> None:
     """Write every multigrid config (see ``render_all``)."""
-    argparse.ArgumentParser(prog='python scripts/make_multigrid_options.py',
-                            description=__doc__.splitlines()[0]).parse_args(argv)
+    build_parser().parse_args(argv)
     files = render_all()
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
