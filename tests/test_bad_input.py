@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from option_changes import DROP, changed
 
 SSL_OPTIONS = 'options/basicsr/ssl/demo_SSL_BasicVSR_tiny_offline.yml'
 SSL_CONFIG = 'options/mmagic/ssl/ssl_basicvsr_tiny_offline.py'
-DROP = object()  # a change that removes the key
 
 
 @pytest.fixture(scope='module')
@@ -26,21 +26,6 @@ def ssl_options(repo_root, offline_data, tmp_path_factory) -> dict:
     pretrained = tmp_path_factory.mktemp('pretrained') / 'net_g.pth'
     pretrained.write_bytes(b'')  # only its existence is checked before the run
     opt['path']['pretrain_network_g'] = str(pretrained)
-    return opt
-
-
-def _changed(opt: dict, changes: dict) -> dict:
-    """``opt`` with ``{'a.b.c': value}`` applied (``DROP`` removes the key)."""
-    opt = copy.deepcopy(opt)
-    for dotted, value in changes.items():
-        *parents, last = dotted.split('.')
-        target = opt
-        for key in parents:
-            target = target[key]
-        if value is DROP:
-            del target[last]
-        else:
-            target[last] = value
     return opt
 
 
@@ -121,7 +106,7 @@ def test_basicsr_bad_option_is_refused_before_anything_is_written(monkeypatch, t
                                                                   changes, message):
     import re
 
-    error = _train(monkeypatch, tmp_path, _changed(ssl_options, changes))
+    error = _train(monkeypatch, tmp_path, changed(ssl_options, changes))
     assert re.search(message, error), error
 
 
@@ -178,7 +163,7 @@ def test_mmagic_bad_model_argument_is_refused_at_construction(ssl_config, change
     from effsr_core.options import OptionError
 
     with pytest.raises(OptionError, match=message):
-        MODELS.build(_changed(ssl_config.model.to_dict(), changes))
+        MODELS.build(changed(ssl_config.model.to_dict(), changes))
 
 
 def test_mmagic_bad_hook_argument_is_refused_at_construction(ssl_config):

@@ -14,6 +14,7 @@ import torch
 import yaml
 
 from effsr_core.options import OptionError
+from option_changes import DROP, changed
 
 STUDENT_WIDTH = 4  # feature channels of every hidden student layer
 TOTAL = 4  # iterations of the tiny trainings (checkpoints every 2)
@@ -263,9 +264,6 @@ def test_basicsr_resume_keeps_the_teacher_path():
     assert opt['path']['pretrain_network_g'] == 'models/net_g_2.pth'
 
 
-DROP = object()
-
-
 def _bad_adapters(files, root) -> str:
     init = _load(files['init'])
     init['adapters'][0]['weight'] = init['adapters'][0]['weight'][:, :-1]  # one student channel short
@@ -310,15 +308,8 @@ def test_basicsr_bad_input_is_refused_before_anything_is_written(monkeypatch, tm
 
     changes, message = BASICSR_CASES[case]
     _, opt = _basicsr_options(tmp_path, image_pair, basicsr_files)
-    for dotted, value in changes.items():
-        *parents, last = dotted.split('.')
-        target = opt
-        for key in parents:
-            target = target[key]
-        if value is DROP:
-            del target[last]
-        else:
-            target[last] = value(basicsr_files, tmp_path) if callable(value) else value
+    opt = changed(opt, {key: value(basicsr_files, tmp_path) if callable(value) else value
+                        for key, value in changes.items()})
     options = tmp_path / 'bad.yml'
     options.write_text(yaml.safe_dump(opt))
     run_dir = tmp_path / 'run'
