@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from option_changes import DROP, changed
+from bad_options import DROP, changed, refused_train
 
 SSL_OPTIONS = 'options/basicsr/ssl/demo_SSL_BasicVSR_tiny_offline.yml'
 SSL_CONFIG = 'options/mmagic/ssl/ssl_basicvsr_tiny_offline.py'
@@ -29,35 +29,10 @@ def ssl_options(repo_root, offline_data, tmp_path_factory) -> dict:
     return opt
 
 
-def _train(monkeypatch, tmp_path, opt: dict, *extra: str) -> str:
-    """Run ``python -m effsr_core.train`` in-process in an empty folder; return its error message."""
-    import basicsr.train
-
-    from effsr_core.basicsr.entry import train
-
-    options = tmp_path / 'options' / 'bad.yml'
-    options.parent.mkdir()
-    options.write_text(yaml.safe_dump(opt))
-    run_dir = tmp_path / 'run'
-    run_dir.mkdir()
-    monkeypatch.chdir(run_dir)
-
-    def accepted(root_path):
-        raise AssertionError('the options were accepted and training would start')
-
-    monkeypatch.setattr(basicsr.train, 'train_pipeline', accepted)
-    with pytest.raises(SystemExit) as exit_info:
-        train(['-opt', str(options), *extra])
-    assert list(run_dir.iterdir()) == [], 'something was written before the options were refused'
-    message = str(exit_info.value.code)
-    assert '\n' not in message and 'Traceback' not in message
-    return message
-
-
 def test_the_base_options_are_accepted(monkeypatch, tmp_path, ssl_options):
     """The cases below differ from accepted options by their one change only."""
     with pytest.raises(AssertionError, match='accepted'):
-        _train(monkeypatch, tmp_path, ssl_options)
+        refused_train(monkeypatch, tmp_path, ssl_options)
 
 
 BASICSR_CASES = {
@@ -106,7 +81,7 @@ def test_basicsr_bad_option_is_refused_before_anything_is_written(monkeypatch, t
                                                                   changes, message):
     import re
 
-    error = _train(monkeypatch, tmp_path, changed(ssl_options, changes))
+    error = refused_train(monkeypatch, tmp_path, changed(ssl_options, changes))
     assert re.search(message, error), error
 
 
@@ -122,12 +97,12 @@ COMMAND_LINE_CASES = {
 def test_basicsr_bad_command_line_is_refused(monkeypatch, tmp_path, ssl_options, extra, message):
     import re
 
-    error = _train(monkeypatch, tmp_path, ssl_options, *extra)
+    error = refused_train(monkeypatch, tmp_path, ssl_options, *extra)
     assert re.search(message, error), error
 
 
 def test_unknown_command_line_flag_is_refused(monkeypatch, tmp_path, ssl_options, capsys):
-    assert _train(monkeypatch, tmp_path, ssl_options, '--auto-resume') == '2'  # argparse's usage error
+    assert refused_train(monkeypatch, tmp_path, ssl_options, '--auto-resume') == '2'  # argparse's usage error
     assert 'unrecognized arguments: --auto-resume' in capsys.readouterr().err
 
 

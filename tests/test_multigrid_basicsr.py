@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_bad_input import DROP, _changed, _train
+from bad_options import DROP, changed, refused_train
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO = REPO_ROOT / 'options/basicsr/multigrid/demo_multigrid_BasicVSR_tiny_offline.yml'
@@ -184,7 +184,7 @@ def test_basicsr_spynet_takes_32_pixel_frames_and_is_unchanged_where_it_worked(m
 # ------------------------------------------------------------------------------------------- refusals
 def test_the_demo_options_are_accepted(monkeypatch, tmp_path, demo_options):
     with pytest.raises(AssertionError, match='accepted'):
-        _train(monkeypatch, tmp_path, demo_options)
+        refused_train(monkeypatch, tmp_path, demo_options)
 
 
 REFUSALS = {
@@ -212,7 +212,7 @@ REFUSALS = {
 @pytest.mark.parametrize('case', REFUSALS, ids=list(REFUSALS))
 def test_bad_multigrid_options_are_refused_before_anything_is_written(monkeypatch, tmp_path, demo_options, case):
     changes, pattern = REFUSALS[case]
-    message = _train(monkeypatch, tmp_path, _changed(demo_options, changes))
+    message = refused_train(monkeypatch, tmp_path, changed(demo_options, changes))
     assert re.search(pattern, message), message
 
 
@@ -258,11 +258,11 @@ def _assert_matches(logged: dict, expected: dict) -> None:
 @pytest.fixture
 def small_run(demo_options) -> dict:
     """The demo at its smallest: 4 stages of 2 iterations (LR 32 / 40 px x 2 / 3 frames), 2 workers, no validation."""
-    opt = _changed(demo_options, {'datasets.val': DROP, 'val': DROP, 'datasets.train.num_worker_per_gpu': 2,
-                                  'datasets.train.num_frame': 3, 'datasets.train.gt_size': 160,
-                                  'multigrid.spatial_sizes': [32, 40], 'multigrid.temporal_sizes': [2, 3],
-                                  'multigrid.warmup_iter': 2, 'train.total_iter': 8, 'logger.print_freq': 1,
-                                  'logger.save_checkpoint_freq': 3, 'logger.use_tb_logger': False})
+    opt = changed(demo_options, {'datasets.val': DROP, 'val': DROP, 'datasets.train.num_worker_per_gpu': 2,
+                                 'datasets.train.num_frame': 3, 'datasets.train.gt_size': 160,
+                                 'multigrid.spatial_sizes': [32, 40], 'multigrid.temporal_sizes': [2, 3],
+                                 'multigrid.warmup_iter': 2, 'train.total_iter': 8, 'logger.print_freq': 1,
+                                 'logger.save_checkpoint_freq': 3, 'logger.use_tb_logger': False})
     opt['name'] = 'multigrid_small'
     return opt
 
@@ -304,11 +304,11 @@ def test_ssl_pruning_fine_tunes_with_multigrid(repo_root, offline_data, tmp_path
     from multigrid_plugin.basicsr.run import BasicSRMultigrid
 
     opt = _absolute_paths(yaml.safe_load(SSL_DEMO.read_text()), repo_root)
-    opt = _changed(opt, {'datasets.val': DROP, 'val': DROP, 'path.pretrain_network_g': None,
-                         'pruning.regularization': {'delta': 0.05, 'tau': 0.1, 't1': 1, 't2': 2},
-                         'train.total_iter': 8, 'train.scheduler': {'type': 'MultigridLR'},
-                         'datasets.train.num_worker_per_gpu': 2, 'logger.print_freq': 1,
-                         'logger.save_checkpoint_freq': 100, 'logger.use_tb_logger': False})
+    opt = changed(opt, {'datasets.val': DROP, 'val': DROP, 'path.pretrain_network_g': None,
+                        'pruning.regularization': {'delta': 0.05, 'tau': 0.1, 't1': 1, 't2': 2},
+                        'train.total_iter': 8, 'train.scheduler': {'type': 'MultigridLR'},
+                        'datasets.train.num_worker_per_gpu': 2, 'logger.print_freq': 1,
+                        'logger.save_checkpoint_freq': 100, 'logger.use_tb_logger': False})
     opt['name'] = 'multigrid_ssl'
     opt['multigrid'] = {'spatial_sizes': [32, 40], 'temporal_sizes': [2, 3], 'warmup_iter': 0}
     run = BasicSRMultigrid.from_options(opt, MODEL_REGISTRY.get('SSLPruningModel'))
