@@ -238,7 +238,8 @@ def _check_sizes(parser: argparse.ArgumentParser, args: argparse.Namespace, plan
 
 
 def _build(parser: argparse.ArgumentParser, args: argparse.Namespace, plan: ModelPlan) -> torch.nn.Module:
-    """Build one model and load its checkpoint; argument errors name the option."""
+    """Build one model and load its checkpoint (then its deployed form when it has ``to_plain()``); argument
+    errors name the option."""
     try:
         model = build_model_from_options(plan.spec.options)
     except (FileNotFoundError, ModelBuildError) as error:
@@ -248,6 +249,9 @@ def _build(parser: argparse.ArgumentParser, args: argparse.Namespace, plan: Mode
             load_checkpoint(model, plan.spec.checkpoint, args.param_key)
         except (FileNotFoundError, ModelBuildError) as error:
             parser.error(f'argument --ckpt: {error}')
+    if callable(getattr(model, 'to_plain', None)):  # trained in a re-parameterisable form: measure what deploys
+        model = model.to_plain().eval()
+        _say(f'{plan.name}: measured in its deployed form ({type(model).__name__}, from to_plain())')
     if args.exclude and not find_excluded_modules(model, plan.exclude):
         _say(f'warning: --exclude {" ".join(plan.exclude)} matches no sub-module of {plan.name}')
     return model

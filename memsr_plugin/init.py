@@ -30,6 +30,7 @@ from effsr_core.profiling.models import build_model_from_options
 from memsr_plugin.conversion import merges as m
 from memsr_plugin.conversion.compiler import DEFAULT_OFFSET, convert
 from memsr_plugin.conversion.plain import PlainConvSR, body_length
+from memsr_plugin.option_files import generator_options, toolbox_of, write_derived_options
 
 #: Alg. 1's mean-shift coefficient in the paper's experiments.
 PAPER_BETA = 3.0
@@ -276,12 +277,47 @@ def build_parser() -> argparse.ArgumentParser:
                              "+C); own-activations: block outputs keep no activation")
     parser.add_argument('--offset', type=float, default=DEFAULT_OFFSET,
                         help='the constant C that carries values through a ReLU (exact while they exceed -C)')
+    parser.add_argument('--distill-options', default=None, metavar='TEMPLATE',
+                        help='also write distillation options for this student: TEMPLATE (a MemSRDistillModel YAML '
+                             'or MemSRDistillEditor config of the same toolbox as -opt) with the student, teacher, '
+                             'their weights and the initialisation file filled in, as OUTPUT/NAME.yml|.py')
+    parser.add_argument('--name', default=None, help="experiment name of those options (default: the template's "
+                                                     "file name)")
     return parser
+
+
+def _check_template(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The distillation template must be readable and of the teacher's toolbox (checked before any work)."""
+    if args.name is not None and args.distill_options is None:
+        parser.error('argument --name: only used with --distill-options')
+    if args.distill_options is None:
+        return
+    try:
+        template, teacher = toolbox_of(args.distill_options), toolbox_of(args.options)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(f'argument --distill-options: {error}')
+    if template != teacher:
+        parser.error(f'argument --distill-options: a {template} template for a {teacher} teacher (-opt); use one '
+                     f'of the same toolbox')
+
+
+def write_distill_options(args: argparse.Namespace, student: dict, init_file: Path) -> Path:
+    """The template with this student, the teacher of ``-opt`` and their files filled in."""
+    student = {'type': 'PlainConvSR', **student}
+    teacher = generator_options(args.options)
+    name = args.name or Path(args.distill_options).stem
+    return write_derived_options(
+        args.distill_options, args.output, name,
+        basicsr={'network_g': student, 'network_t': teacher, 'path.pretrain_network_g': str(init_file),
+                 'path.pretrain_network_t': args.checkpoint, 'distill.init_file': str(init_file)},
+        mmagic={'model.generator': student, 'model.teacher': teacher, 'model.teacher_checkpoint': args.checkpoint,
+                'model.distill.init_file': str(init_file)})
 
 
 def main(argv: Sequence[str] | None = None) -> WinningInitialisation:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _check_template(parser, args)
     teacher_form = {'relu_body': args.teacher_form == 'relu-body', 'offset': args.offset}
     try:
         check_settings(args.widths, args.theta, args.samples, args.patch, args.beta)
@@ -302,6 +338,8 @@ def main(argv: Sequence[str] | None = None) -> WinningInitialisation:
         json.dump(summary, stream, indent=2)
     print(format_table(result, teacher.widths))
     print(f'wrote {output / OUTPUT_NAME} and {output / SUMMARY_NAME}')
+    if args.distill_options is not None:
+        print(f'wrote {write_distill_options(args, result.student.config(), output / OUTPUT_NAME)}')
     return result
 
 

@@ -24,7 +24,7 @@ class ModelBuildError(ValueError):
     """The options file or checkpoint cannot give a network (unknown arch, missing section, bad weights)."""
 
 
-def _read_options(path: str | Path) -> tuple[str, Any]:
+def read_options(path: str | Path) -> tuple[str, Any]:
     """Parse an options file; returns ('basicsr', dict) or ('mmagic', mmengine Config)."""
     path = Path(path)
     if not path.is_file():
@@ -57,7 +57,7 @@ def is_video_options(path: str | Path) -> bool:
     Returns:
         True for a video model.
     """
-    framework, options = _read_options(path)
+    framework, options = read_options(path)
     return _toolbox(framework).is_video_model(options)
 
 
@@ -97,7 +97,7 @@ def build_model_from_options(path: str | Path, checkpoint: str | Path | None = N
     Returns:
         The network in eval mode, on the CPU.
     """
-    framework, options = _read_options(path)
+    framework, options = read_options(path)
     try:
         if framework == 'basicsr':
             model = _toolbox(framework).build_network(options['network_g'])

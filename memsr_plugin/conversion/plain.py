@@ -110,9 +110,12 @@ class PlainConvSR(nn.Module):
         """The SR image; with ``return_features`` also the output of every layer (conv, activation and pixel
         shuffle), in order: what MemSR's initialisation and distillation match layer by layer."""
         out, features = self.prepare_input(x), []
-        for index in range(len(self._starts)):
-            out = self.run_layer(index, out)
-            features.append(out)
+        if return_features:
+            for index in range(len(self._starts)):
+                out = self.run_layer(index, out)
+                features.append(out)
+        else:  # each layer's output is freed by the next one: one feature map alive at a time
+            out = self.body(out)
         if self.base_upscale:
             out = out + F.interpolate(x, scale_factor=self.base_upscale, mode='bilinear', align_corners=False)
         return (out, features) if return_features else out
