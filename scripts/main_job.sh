@@ -7,6 +7,8 @@
 #   4. SSL-prune it at ratio 0.5 in one BasicSR run (regularise -> prune -> fine-tune)   <= 1.5 min
 #   5. profile both with the NTIRE protocol and print the before/after table            <= 1 min
 #   6. a short multigrid BasicVSR run (4 spatial x temporal stages, Eq. 1 LR)             <= 1.5 min
+#   7. MemSR: train a small EDSR teacher, convert it to its exact plain form (equivalence
+#      checked), initialise a plain student (Alg. 1, theta 0.14), distil it, profile all 3 <= 2 min
 # At the end it prints the time of each step and the total.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -38,6 +40,23 @@ profile() {  # 2 frames at one LR size; no extra warm-up forward: the peak-memor
     --json results/main_job_profile.json
 }
 
+memsr() {  # teacher -> exact plain form -> winning initialisation -> distillation -> profile of the three
+  local teacher=options/basicsr/memsr/demo_EDSR_teacher_x4_offline.yml
+  local weights=experiments/demo_EDSR_teacher_x4_offline/models/net_g_latest.pth
+  local made=experiments/pretrained_models/memsr
+  $PY -m effsr_core.train -opt $teacher
+  $PY -m memsr_plugin.convert -opt $teacher --checkpoint $weights --output $made --name demo_EDSR_teacher_x4_plain
+  $PY -m memsr_plugin.init -opt $teacher --checkpoint $weights --theta 0.14 --output $made \
+    --distill-options options/basicsr/memsr/demo_MemSR_distill_x4_offline.yml
+  $PY -m effsr_core.train -opt $made/demo_MemSR_distill_x4_offline.yml
+  $PY -m effsr_core.profile --model EDSR-teacher=$teacher:$weights \
+    --model plain-equivalent=$made/demo_EDSR_teacher_x4_plain.yml:$made/demo_EDSR_teacher_x4_plain.pth \
+    --model MemSR-student=$made/demo_MemSR_distill_x4_offline.yml:experiments/demo_MemSR_distill_x4_offline/models/net_g_latest.pth \
+    --input-size 3x180x320 --warmup 0 \
+    --dataset-gt data/offline/image_sr/val/HR --dataset-lq data/offline/image_sr/val/LR_bicubic/X4 \
+    --json results/main_job_memsr_profile.json
+}
+
 step environment "environment" bash scripts/setup_env.sh
 step data "offline data" $PY -m effsr_core.data.make_offline_data --root data/offline --seed 0
 step basicvsr "train a small BasicVSR (BasicSR VideoRecurrentModel)" \
@@ -47,8 +66,10 @@ step ssl "SSL pruning of that checkpoint (BasicSR, model_type SSLPruningModel)" 
 step profile "NTIRE-style efficiency profile, before vs after (per frame, LR 180x320, SpyNet reported apart)" profile
 step multigrid "multigrid training of a small BasicVSR (BasicSR VideoRecurrentModel + a multigrid block)" \
   $PY -m effsr_core.train -opt options/basicsr/multigrid/demo_multigrid_BasicVSR_tiny_offline.yml
+step memsr "MemSR: EDSR teacher -> exact plain form -> initialised, distilled plain student; profile of the three" \
+  memsr
 
-echo; echo "=== [main job $(( $(date +%s) - start ))s] done: experiments/, tb_logger/ and results/main_job_profile.json"
+echo; echo "=== [main job $(( $(date +%s) - start ))s] done: experiments/, tb_logger/, results/main_job_profile.json and results/main_job_memsr_profile.json"
 echo; echo "Time per step (wall clock, OMP_NUM_THREADS=$OMP_NUM_THREADS):"
 printf '  %-12s %5s\n' step seconds
 for entry in "${step_times[@]}"; do
