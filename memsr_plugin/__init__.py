@@ -7,4 +7,5 @@ form, the adapters and the losses of a batch, once for every toolbox) and ``lr_s
 for BasicSR). Toolbox adapters: ``basicsr`` (describers of EDSR / MSRResNet, model ``MemSRDistillModel``) and
 ``mmagic`` (describer of EDSRNet, model ``MemSRDistillEditor``). Declared in the ``effsr.plugins`` entry-point group.
 """
-from memsr_plugin import conversion, losses, lr_schedule  # noqa: F401  (registers PlainConvSR, RepSR, the loss, LR)
+from memsr_plugin import conversion, losses, lr_schedule, teacher  # noqa: F401  (registers PlainConvSR, RepSR,
+#                                                                      EDSRPixelShuffle, the loss, the LR schedule)

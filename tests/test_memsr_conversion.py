@@ -10,6 +10,7 @@ from memsr_plugin.conversion import (ECB, RRRB, Act, Conv, Conv3XC, NotConvertib
                                      RepSR, compile_nodes, convert, export, residual)
 from memsr_plugin.conversion import merges as m
 from memsr_plugin.conversion.plain import body_length
+from memsr_plugin.teacher import EDSRPixelShuffle
 
 TOLERANCE = 1e-9
 
@@ -152,6 +153,13 @@ def test_basicsr_edsr(num_feat, num_block, upscale, res_scale):
     # the mean shift is merged into conv_first by Lemma 3.1: one ones channel on the input, none in the body
     assert plain.input_ones and plain.convs()[0].in_channels == 4
     assert len(plain.convs()) == 2 * num_block + 3 + (2 if upscale == 4 else 1)  # one conv per original conv
+
+
+@pytest.mark.parametrize('upscale,res_scale', [(2, 1.0), (3, 0.1), (4, 0.5)])
+def test_paper_teacher_with_a_one_conv_pixel_shuffle_upsampler(upscale, res_scale):
+    torch.manual_seed(upscale)
+    plain = _check(EDSRPixelShuffle(num_feat=6, num_block=2, upscale=upscale, res_scale=res_scale))
+    assert plain.widths[-1] == 3 * upscale ** 2 and plain.shuffles[-1] == upscale  # de-normalised before shuffling
 
 
 @pytest.mark.parametrize('upscale', [2, 3, 4])
