@@ -19,7 +19,6 @@ Finished runs in the work folder are reused when their options are unchanged.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -27,7 +26,8 @@ from pathlib import Path
 
 import torch
 import yaml
-from training_runs import REPO, VAL_CLIPS, evaluated, prepare_workdir, run, train_seconds, video_quality
+from training_runs import (REPO, VAL_CLIPS, evaluated, prepare_workdir, run, seed_summary, train_seconds,
+                           video_quality, write_report_files)
 
 RESULTS = Path(__file__).parent / 'results'
 TEMPLATE = REPO / 'options/basicsr/multigrid/demo_multigrid_BasicVSR_tiny_offline.yml'
@@ -127,17 +127,11 @@ def main(argv=None) -> None:
 def write_report(out: Path, results: dict, reference: dict, args, wall_seconds: float) -> dict:
     from effsr_core.profiling.report import machine_info
 
-    summary = {name: {'psnr': statistics.fmean(r['psnr'] for r in runs),
-                      'psnr_std': statistics.pstdev([r['psnr'] for r in runs]),
-                      'ssim': statistics.fmean(r['ssim'] for r in runs), 'runs': len(runs)}
-               for name, runs in results.items() if runs}
     report = {'machine': machine_info(), 'command': [Path(sys.executable).name, *sys.argv], 'iters': args.iters,
               'spatial_sizes': SPATIAL, 'temporal_sizes': TEMPORAL, 'seeds': args.seeds,
-              'wall_seconds': wall_seconds, 'bilinear_reference': reference, 'summary': summary, 'runs': results}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix('.json').write_text(json.dumps(report, indent=2))
-    out.with_suffix('.md').write_text(markdown(report))
-    return report
+              'wall_seconds': wall_seconds, 'bilinear_reference': reference, 'summary': seed_summary(results),
+              'runs': results}
+    return write_report_files(out, report, markdown)
 
 
 def markdown(report: dict) -> str:

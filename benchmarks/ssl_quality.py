@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
 import yaml
-from training_runs import REPO, evaluated, prepare_workdir, run, video_quality
+from training_runs import REPO, evaluated, prepare_workdir, run, seed_summary, video_quality, write_report_files
 
 RESULTS = Path(__file__).parent / 'results'
 TEMPLATE = REPO / 'options/basicsr/ssl/demo_SSL_BasicVSR_tiny_offline.yml'
@@ -162,15 +160,10 @@ def write_report(out: Path, results: dict, plan: dict, seeds: list, wall_seconds
     """Summarise the runs so far (mean over the seeds finished) and write the JSON and markdown reports."""
     from effsr_core.profiling.report import machine_info
 
-    summary = {name: {key: statistics.fmean(r[key] for r in runs) for key in
-                      ('psnr', 'ssim', 'params', 'gmacs_per_frame_180x320')} |
-               {'psnr_std': statistics.pstdev([r['psnr'] for r in runs]), 'runs': len(runs)}
-               for name, runs in results.items() if runs}
     report = {'machine': machine_info(), 'command': [sys.executable, *sys.argv], 'schedule': plan,
-              'seeds': seeds, 'wall_seconds': wall_seconds, 'summary': summary, 'runs': results}
-    out.with_suffix('.json').write_text(json.dumps(report, indent=2))
-    out.with_suffix('.md').write_text(markdown(report))
-    return report
+              'seeds': seeds, 'wall_seconds': wall_seconds, 'runs': results,
+              'summary': seed_summary(results, ('psnr', 'ssim', 'params', 'gmacs_per_frame_180x320'))}
+    return write_report_files(out, report, markdown)
 
 
 def markdown(report: dict) -> str:

@@ -1,13 +1,14 @@
 """Pieces shared by the quality benchmarks: train through ``python -m effsr_core.train`` in a work folder (finished
-runs with unchanged options are reused), and score a video checkpoint on the bundled validation clips."""
+runs with unchanged options are reused), and score a checkpoint on the bundled validation clips or photos."""
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import yaml
@@ -73,3 +74,34 @@ def video_quality(checkpoint: Path, options_path: Path, max_frames: int | None =
     with torch.no_grad():
         quality = evaluate_quality(model, dataset, crop_border=0)
     return model, {'psnr': quality.psnr, 'ssim': quality.ssim}
+
+
+def image_quality(checkpoint: Path, options_path: Path) -> dict:
+    """PSNR / SSIM of an x4 image network on the bundled validation photos (Y channel, 4-pixel border cropped, as
+    BasicSR's image SR validation)."""
+    from effsr_core.profiling.models import build_model_from_options
+    from effsr_core.profiling.quality import PairedImageFolders, evaluate_quality
+
+    model = build_model_from_options(options_path, checkpoint)
+    photos = REPO / 'data/offline/image_sr/val'
+    with torch.no_grad():
+        quality = evaluate_quality(model, PairedImageFolders(photos / 'HR', photos / 'LR_bicubic/X4'), crop_border=4,
+                                   test_y_channel=True)
+    return {'psnr': quality.psnr, 'ssim': quality.ssim}
+
+
+def seed_summary(results: dict[str, list[dict]], keys: Sequence[str] = ('psnr', 'ssim')) -> dict:
+    """Per variant with finished runs: the mean of ``keys`` over its seeds, the PSNR spread (population standard
+    deviation) and the number of runs."""
+    return {name: {**{key: statistics.fmean(r[key] for r in runs) for key in keys},
+                   'psnr_std': statistics.pstdev([r['psnr'] for r in runs]), 'runs': len(runs)}
+            for name, runs in results.items() if runs}
+
+
+def write_report_files(out: Path, report: dict, markdown: Callable[[dict], str]) -> dict:
+    """``out``.json and ``out``.md of a report (rewritten after every run, so an interrupted benchmark keeps what
+    it finished)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix('.json').write_text(json.dumps(report, indent=2))
+    out.with_suffix('.md').write_text(markdown(report))
+    return report
