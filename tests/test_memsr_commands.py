@@ -143,3 +143,40 @@ def test_profiler_measures_the_deployed_form(tmp_path, capsys):
     report = json.loads((tmp_path / 'report.json').read_text())
     # RepSR(num_block=1) trains 3 blocks of several convs each (ECB: 1x1-3x3 pairs, edge filters); deployed: 3 convs
     assert report['results']['rep']['ops']['counted']['num_conv'] == 3
+
+
+def test_mmagic_teacher_converts_and_its_student_gets_a_distillation_config(tmp_path, repo_root):
+    """An MMagic EDSRNet teacher: the plain network's config is a python config that builds and loads the plain
+    checkpoint; init writes a MemSRDistillEditor config with the student, the teacher and their files."""
+    pytest.importorskip('memsr_plugin.mmagic.conversion')
+    from mmagic.models.editors.edsr.edsr_net import EDSRNet
+
+    from effsr_core.mmagic.build import read_config
+
+    torch.manual_seed(0)
+    net = EDSRNet(3, 3, 8, 2, 4).eval()
+    config = tmp_path / 'teacher.py'
+    config.write_text("model = dict(type='BaseEditModel', generator=dict(type='EDSRNet', in_channels=3, "
+                      "out_channels=3, mid_channels=8, num_blocks=2, upscale_factor=4))\n")
+    checkpoint = tmp_path / 'teacher.pth'
+    torch.save({'state_dict': {'generator.' + k: v for k, v in net.state_dict().items()}}, checkpoint)
+    assert convert_command.main(['-opt', str(config), '--checkpoint', str(checkpoint), '--output',
+                                 str(tmp_path / 'plain')]) == 0
+    plain = build_model_from_options(tmp_path / 'plain' / 'teacher_plain.py', tmp_path / 'plain' / 'teacher_plain.pth')
+    x = torch.rand(1, 3, 9, 7)
+    bound = json.loads((tmp_path / 'plain' / 'teacher_plain.json').read_text())['check']['bound']
+    with torch.no_grad():  # EDSRNet works at the image's scale: float32 carries C = 1000 at 2^-14 relative
+        reference = net.double()(x.double())
+        assert (plain(x).double() - reference).abs().max() / reference.abs().max() <= bound
+    net.float()
+
+    template = repo_root / 'options/mmagic/memsr/memsr_distill_x4_tiny_offline.py'
+    init_command.main(['-opt', str(config), '--checkpoint', str(checkpoint), '--widths', '6', '--samples', '4',
+                       '--patch', '12', '--output', str(tmp_path / 'init'), '--distill-options', str(template)])
+    written = read_config(tmp_path / 'init' / 'memsr_distill_x4_tiny_offline.py')
+    content = torch.load(tmp_path / 'init' / 'student_init.pth', weights_only=True)
+    assert written.model.type == 'MemSRDistillEditor'
+    assert dict(written.model.generator) == {'type': 'PlainConvSR', **content['student']}
+    assert written.model.teacher.mid_channels == 8 and written.model.teacher_checkpoint == str(checkpoint)
+    assert written.model.distill.init_file == str(tmp_path / 'init' / 'student_init.pth')
+    assert written.train_cfg == read_config(template).train_cfg

@@ -7,11 +7,16 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from memsr_plugin.conversion.plain import PlainConvSR
+
 #: float64 relative error below which a conversion counts as exact.
 FLOAT64_TOLERANCE = 1e-9
-#: float32: a value carried through a ReLU is stored as ``x + C`` and rounds at ``C * 2^-24``; on the toolboxes'
-#: EDSRs the measured error above the original's own float32 error stays below this many ``C * 2^-24``.
-FLOAT32_ERROR_PER_C = 0.1 * 2 ** -24
+#: float32: a value carried through a ReLU is stored as ``x + C`` and rounds at ``C * 2^-24``, i.e. at
+#: ``C * 2^-24 / s`` relative to the image when the network works on the image times ``s`` (its input
+#: normalisation), once per layer it is carried through. Measured output error above the original's own float32
+#: error (BasicSR's EDSR, s = 255, and MMagic's EDSRNet, s = 1 / std; 8x2 and 16x4, x2 and x4, C 1e3 and 1e5, both
+#: forms): at most 1.7 ``C * 2^-24 / s`` per conv layer of the plain network; the bound allows 4.
+FLOAT32_ERROR_PER_C_AND_LAYER = 4 * 2 ** -24
 
 
 def relative_error(output: Tensor, reference: Tensor) -> float:
@@ -19,9 +24,20 @@ def relative_error(output: Tensor, reference: Tensor) -> float:
     return ((output.double() - reference.double()).abs().max() / reference.double().abs().max()).item()
 
 
-def float32_bound(offset: float, original_error: float) -> float:
-    """The float32 error a conversion with carrying constant ``offset`` may add to the original's own."""
-    return original_error + FLOAT32_ERROR_PER_C * offset
+def feature_scale(net: nn.Module) -> float:
+    """How much larger than the image the values inside ``net`` are: the smallest factor of its input
+    normalisation (BasicSR EDSR's ``img_range`` 255, EDSRNet's ``1 / std``), 1 without one."""
+    from memsr_plugin.conversion.graph import Affine, describe_network
+
+    first = describe_network(net).nodes[0]
+    return float(first.scale.abs().min()) if isinstance(first, Affine) else 1.0
+
+
+def float32_bound(offset: float, original_error: float, layers: int, scale: float = 1.0) -> float:
+    """The float32 error (relative to the largest output value) that a conversion with carrying constant
+    ``offset`` into ``layers`` conv layers may have: the original's own plus
+    ``FLOAT32_ERROR_PER_C_AND_LAYER * layers * offset / scale``."""
+    return original_error + FLOAT32_ERROR_PER_C_AND_LAYER * layers * offset / scale
 
 
 @dataclass
@@ -30,7 +46,9 @@ class Equivalence:
     float64: float  # plain vs original, both in float64
     float32: float  # plain vs original in float64, the plain network run in float32
     original_float32: float  # the original's own float32 error (the floor)
-    bound: float  # float32_bound(offset, original_float32)
+    scale: float  # feature_scale(original)
+    layers: int  # conv layers of the plain network
+    bound: float  # float32_bound(offset, original_float32, layers, scale)
 
     @property
     def exact(self) -> bool:
@@ -39,10 +57,11 @@ class Equivalence:
     def describe(self) -> str:
         return (f'float64 relative error {self.float64:.2e} (must be < {FLOAT64_TOLERANCE:.0e}); float32 '
                 f'{self.float32:.2e} (bound {self.bound:.2e} = the original\'s own float32 error '
-                f'{self.original_float32:.2e} + {FLOAT32_ERROR_PER_C / 2 ** -24:g} C 2^-24)')
+                f'{self.original_float32:.2e} + {FLOAT32_ERROR_PER_C_AND_LAYER / 2 ** -24:g} x {self.layers} layers '
+                f'x C 2^-24 / s, s = {self.scale:g} from the input normalisation)')
 
 
-def measure_equivalence(original: nn.Module, plain64: nn.Module, plain32: nn.Module, inputs: Tensor,
+def measure_equivalence(original: nn.Module, plain64: PlainConvSR, plain32: PlainConvSR, inputs: Tensor,
                         offset: float) -> Equivalence:
     """Compare ``plain64`` / ``plain32`` (the conversion in float64 / float32) with ``original`` on ``inputs``.
 
@@ -50,6 +69,7 @@ def measure_equivalence(original: nn.Module, plain64: nn.Module, plain32: nn.Mod
     """
     import copy
 
+    scale = feature_scale(original)
     original64 = copy.deepcopy(original).double().eval()
     original32 = copy.deepcopy(original).float().eval()
     with torch.no_grad():
@@ -57,4 +77,5 @@ def measure_equivalence(original: nn.Module, plain64: nn.Module, plain32: nn.Mod
         floor = relative_error(original32(inputs.float()), reference)
         return Equivalence(float64=relative_error(plain64.eval()(inputs.double()), reference),
                            float32=relative_error(plain32.eval()(inputs.float()), reference),
-                           original_float32=floor, bound=float32_bound(offset, floor))
+                           original_float32=floor, scale=scale, layers=len(plain32.widths),
+                           bound=float32_bound(offset, floor, len(plain32.widths), scale))
