@@ -36,8 +36,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class _Dumper(yaml.SafeDumper):
-    """Lists of numbers and words on one line, as people write per-layer widths."""
+class OptionsDumper(yaml.SafeDumper):
+    """The YAML style of the options MemSR writes (also scripts/make_memsr_options.py's): lists of numbers and
+    words on one line, as people write per-layer widths."""
 
 
 def _represent_list(dumper: yaml.SafeDumper, values: list):
@@ -45,7 +46,7 @@ def _represent_list(dumper: yaml.SafeDumper, values: list):
     return dumper.represent_sequence('tag:yaml.org,2002:seq', values, flow_style=flow)
 
 
-_Dumper.add_representer(list, _represent_list)
+OptionsDumper.add_representer(list, _represent_list)
 
 
 def _set(options: dict, dotted: str, value: Any) -> None:
@@ -78,7 +79,7 @@ def write_derived_options(template: str | Path, output: str | Path, name: str,
         path = output / f'{name}.yml'
         with atomic_write(path, 'w') as stream:
             stream.write(f'# Derived from {template}\n')
-            yaml.dump(options, stream, Dumper=_Dumper, sort_keys=False)
+            yaml.dump(options, stream, Dumper=OptionsDumper, sort_keys=False)
         return path
     options = _plain(options.to_dict())
     options.update(experiment_name=name, work_dir=f'./work_dirs/{name}')

@@ -89,9 +89,9 @@ TEST_SETS = {
 }
 
 
-def _metrics(y_channel: bool) -> dict:
-    return {'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': y_channel},
-            'ssim': {'type': 'calculate_ssim', 'crop_border': 0, 'test_y_channel': y_channel}}
+def _metrics(y_channel: bool, crop_border: int = 0) -> dict:
+    return {'psnr': {'type': 'calculate_psnr', 'crop_border': crop_border, 'test_y_channel': y_channel},
+            'ssim': {'type': 'calculate_ssim', 'crop_border': crop_border, 'test_y_channel': y_channel}}
 
 
 # ------------------------------------------------------------------------------------------------ methods

@@ -13,6 +13,9 @@ Options (an SRModel experiment whose ``network_g`` is the plain student)::
 What this adapter adds to the lifecycle: the adapters train with the student in one optimizer and are saved in the
 student's ``net_g_*.pth`` under ``distill_adapters`` (``params`` stays the plain student, so testing needs only
 ``network_g``); a resume reloads them from there and rebuilds the teacher from ``path.pretrain_network_t``.
+
+``model_type: MemSRTeacherModel`` is BasicSR's SRModel that also takes the registered LR schedulers, so a teacher
+trains with the students' one-cycle LR (``PyTorchOneCycleLR``, Sec. 4.1); its checkpoints are SRModel's.
 """
 from __future__ import annotations
 
@@ -42,6 +45,28 @@ def _build(key: str, opt: dict):
         raise OptionError(f'{key}: {error}') from None
 
 
+def _check_one_cycle_steps(train: dict) -> None:
+    """PyTorch's one-cycle schedule raises at the step after its last: it must cover every iteration."""
+    scheduler = train.get('scheduler') or {}
+    if scheduler.get('type') == 'PyTorchOneCycleLR' and scheduler.get('total_steps', 0) < train['total_iter']:
+        raise OptionError(f'train.scheduler.total_steps: {scheduler.get("total_steps")} is below '
+                          f'train.total_iter ({train["total_iter"]}); the one-cycle schedule needs one step per '
+                          'iteration.')
+
+
+@MODEL_REGISTRY.register()
+class MemSRTeacherModel(RegisteredSchedulers, SRModel):
+    """BasicSR's SRModel with the registered LR schedulers: MemSR's teachers train with the one-cycle LR."""
+
+    train_options = OptionSection('train', 'MemSRTeacherModel reads only SRModel\'s train keys', ())
+
+    @classmethod
+    def check_options(cls, opt: dict, check_paths: bool = True) -> None:
+        train = opt.get('train') or {}
+        if opt.get('is_train', True) and train:
+            _check_one_cycle_steps(train)
+
+
 @MODEL_REGISTRY.register()
 class MemSRDistillModel(RegisteredSchedulers, SRModel):
     """SRModel whose plain student learns from a frozen teacher's plain form through trainable adapters (Eq. 14)."""
@@ -66,11 +91,7 @@ class MemSRDistillModel(RegisteredSchedulers, SRModel):
             raise OptionError('train.pixel_opt: the task loss of Eq. 13 is required, e.g. {type: L1Loss}.')
         if train.get('perceptual_opt'):
             raise OptionError('train.perceptual_opt: not used by MemSRDistillModel; remove it.')
-        scheduler = train.get('scheduler') or {}
-        if scheduler.get('type') == 'PyTorchOneCycleLR' and scheduler.get('total_steps', 0) < train['total_iter']:
-            raise OptionError(f'train.scheduler.total_steps: {scheduler.get("total_steps")} is below '
-                              f'train.total_iter ({train["total_iter"]}); the one-cycle schedule needs one step per '
-                              'iteration.')
+        _check_one_cycle_steps(train)
         if check_paths:
             init = DistillationInit.read(distill['init_file'], OPTION_NAMES['init_file'])
             teacher = init.plain_teacher(_build('network_t', opt), OPTION_NAMES)
