@@ -1,7 +1,7 @@
 """Options files derived from the user's own, for the networks MemSR makes: the plain form of a converted teacher
 (``python -m memsr_plugin.convert``) and an initialised student (``python -m memsr_plugin.init``).
 
-A BasicSR options YAML stays a YAML, an MMagic config stays a python config (mmengine's ``Config.dump``, bases
+A BasicSR options YAML stays a YAML, an MMagic config stays a python config (mmengine's pretty text, bases
 merged in); only the listed entries change. Written atomically, so a refused change leaves no file behind.
 """
 from __future__ import annotations
@@ -85,10 +85,10 @@ def write_derived_options(template: str | Path, output: str | Path, name: str,
     options.update(experiment_name=name, work_dir=f'./work_dirs/{name}')
     for dotted, value in mmagic.items():
         _set(options, dotted, _plain(value))
-    from mmengine.config import Config
+    from effsr_core.mmagic.build import config_text
 
     path = output / f'{name}.py'
-    text = Config(options).pretty_text
+    text = config_text(options)
     with atomic_write(path, 'w') as stream:
         stream.write(f'# Derived from {template}\n{text}')
     return path

@@ -4,7 +4,8 @@
     python scripts/make_memsr_options.py --check    # writes nothing; exit 1 if one is missing or differs
 
 Experiments (Sec. 4.1, App. C), each at x2, x3 and x4 on DIV2K:
-  Teacher-M  the toolbox's EDSR, 64 features x 16 residual blocks, trained from random initialisation:
+  Teacher-M  the paper's teacher: EDSR's backbone (64 features x 16 residual blocks) with the up-sampling part
+             "directly using pixel-shuffle" (EDSRPixelShuffle), trained from random initialisation:
              basicsr/memsr/train_EDSR_Teacher-M_x<s>_DIV2K.yml, mmagic/memsr/edsr_teacher-m_x<s>_div2k.py
   Plain-M    a plain student of width 64 at the teacher's plain depth, initialised from Teacher-M (Alg. 1) and
              distilled from it (Eq. 14): basicsr/memsr/train_MemSR_Plain-M_x<s>_DIV2K.yml and
@@ -51,9 +52,9 @@ BETAS = (0.9, 0.999)
 ITERATIONS = 1_000_000
 SEED = 233
 DISTILL = {'loss_weight': 0.3, 'epsilon': 1.0e-5}
-# Not in the paper: the toolboxes' EDSR defaults. The paper's teacher up-samples "directly using pixel-shuffle"
-# without more detail; these keep EDSR's own upsampler (x2 / x3: one conv + shuffle, x4: two x2 stages), so both
-# toolboxes train and convert the teacher as it is.
+# Not in the paper: the toolboxes' EDSR defaults. The teacher up-samples "directly using pixel-shuffle" (one conv
+# to 3 s^2 channels; EDSRPixelShuffle): EDSR's own upsampler holds the largest maps of the forward at x4, which a
+# student copying it would keep (benchmarks/results/memsr_efficiency_cpu.md).
 RGB_MEAN = [0.4488, 0.4371, 0.4040]  # DIV2K's mean, as in BasicSR's and MMagic's EDSR configs
 INTERVAL = 5000  # validation and checkpoints, as their EDSR configs
 WORKERS = 6
@@ -142,16 +143,10 @@ MMAGIC = Toolbox('options/mmagic/memsr', 'edsr_teacher-m_x{scale}_div2k', 'memsr
 
 
 # ------------------------------------------------------------------------------------------------ networks
-def basicsr_teacher(scale: int) -> dict:
-    return {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': TEACHER_FEATURES,
+def teacher_network(scale: int) -> dict:
+    """Teacher-M, the same registered network in both toolboxes (BasicSR network_g, MMagic generator)."""
+    return {'type': 'EDSRPixelShuffle', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': TEACHER_FEATURES,
             'num_block': TEACHER_BLOCKS, 'upscale': scale, 'res_scale': 1, 'img_range': 255.0, 'rgb_mean': RGB_MEAN}
-
-
-def mmagic_teacher(scale: int) -> dict:
-    """The generator of MMagic's own config edsr_x<s>c64b16_1xb16-300k_div2k.py."""
-    return {'type': 'EDSRNet', 'in_channels': 3, 'out_channels': 3, 'mid_channels': TEACHER_FEATURES,
-            'num_blocks': TEACHER_BLOCKS, 'upscale_factor': scale, 'res_scale': 1, 'rgb_mean': RGB_MEAN,
-            'rgb_std': [1.0, 1.0, 1.0]}
 
 
 def plain_m_student(teacher: dict) -> dict:
@@ -162,16 +157,10 @@ def plain_m_student(teacher: dict) -> dict:
 
     from memsr_plugin.conversion import convert
     from memsr_plugin.init import winning_initialisation
-    if teacher['type'] == 'EDSR':
-        from basicsr.archs.edsr_arch import EDSR as network_class
+    from memsr_plugin.teacher import EDSRPixelShuffle
 
-        import memsr_plugin.basicsr.conversion  # noqa: F401  (EDSR's describer)
-    else:
-        from mmagic.models.editors.edsr.edsr_net import EDSRNet as network_class
-
-        import memsr_plugin.mmagic.conversion  # noqa: F401  (EDSRNet's describer)
     torch.manual_seed(0)
-    network = network_class(**{key: value for key, value in teacher.items() if key != 'type'})
+    network = EDSRPixelShuffle(**{key: value for key, value in teacher.items() if key != 'type'})
     plain_teacher = convert(network, dtype=torch.float64, relu_body=True)
     student = winning_initialisation(plain_teacher, widths=[PLAIN_M_WIDTH], samples=1, patch=12).student
     return {'type': 'PlainConvSR', **student.config()}
@@ -179,13 +168,12 @@ def plain_m_student(teacher: dict) -> dict:
 
 def plain_m_description(scale: int, network_key: str) -> str:
     """What a Plain-M template is, and its student."""
-    upsampler = 'two x2 upsampling convs' if scale == 4 else f'one x{scale} upsampling conv'
     return (f'MemSR Plain-M x{scale} from Teacher-M with the paper\'s settings (Sec. 4.1): {SETTINGS}, '
             f'{DISTILL_SETTINGS}. A template for the init command below, which writes the options to train with '
             f'{network_key} = the student it made; this file\'s is that student: width {PLAIN_M_WIDTH} at the '
-            f'teacher\'s plain depth (conv_first, {2 * TEACHER_BLOCKS} body convs, conv_after_body, {upsampler} '
-            'copied from EDSR\'s upsampler, conv_last), EDSR\'s mean shift merged into the first conv through a '
-            'ones channel of the input.')
+            f'teacher\'s plain depth (conv_first, {2 * TEACHER_BLOCKS} body convs, conv_after_body), then the '
+            f'teacher\'s upsampling conv to 3 x {scale}^2 channels and pixel shuffle; the mean shift merged into the '
+            'first conv through a ones channel of the input.')
 
 
 # ------------------------------------------------------------------------------------------------ BasicSR
@@ -239,13 +227,14 @@ def basicsr_yaml(text: str, options: dict) -> str:
 
 def basicsr_files(scale: int) -> dict[str, str]:
     """{path: text} of Teacher-M's and Plain-M's BasicSR files at ``scale``."""
-    teacher, student = basicsr_teacher(scale), plain_m_student(basicsr_teacher(scale))
+    teacher, student = teacher_network(scale), plain_m_student(teacher_network(scale))
     teacher_name, student_name = BASICSR.teacher(scale), BASICSR.student(scale)
     test_teacher, test_student = f'test_EDSR_Teacher-M_x{scale}_benchmarks', f'test_MemSR_Plain-M_x{scale}_benchmarks'
     init_file = f'{BASICSR.init_output(scale)}/{INIT_FILE}'
     teacher_text = comment(
-        f'MemSR Teacher-M x{scale}: BasicSR\'s EDSR ({TEACHER_FEATURES} features x {TEACHER_BLOCKS} blocks, with the '
-        'rgb_mean, img_range and upsampler of its EDSR configs) trained from random initialisation on DIV2K with the '
+        f'MemSR Teacher-M x{scale}: EDSRPixelShuffle (EDSR\'s backbone, {TEACHER_FEATURES} features x '
+        f'{TEACHER_BLOCKS} blocks, rgb_mean and img_range as BasicSR\'s EDSR configs, one-conv pixel-shuffle '
+        'upsampler as the paper\'s teacher) trained from random initialisation on DIV2K with the '
         f'paper\'s settings (Sec. 4.1): {SETTINGS}; {PATCH_NOTE}. MemSRTeacherModel is SRModel with the plugin\'s '
         'PyTorchOneCycleLR. Workers, dataset_enlarge_ratio and the 5k validation and checkpoint interval are '
         'BasicSR\'s choices; paths are yours (BasicSR\'s DIV2K layout, full images).',
@@ -316,8 +305,9 @@ def mmagic_teacher_config(scale: int) -> str:
         f"                                    {metric.format('SSIM', f', prefix={benchmark!r}')}]),\n"
         for benchmark in BENCHMARKS)
     text = comment(
-        f'MemSR Teacher-M x{scale}: MMagic\'s EDSR config (EDSRNet, {TEACHER_FEATURES} channels x {TEACHER_BLOCKS} '
-        f'blocks, BaseEditModel) trained from random initialisation with the paper\'s settings (Sec. 4.1): '
+        f'MemSR Teacher-M x{scale}: MMagic\'s EDSR config (BaseEditModel) with the paper\'s teacher as generator '
+        f'(EDSRPixelShuffle: EDSR\'s backbone, {TEACHER_FEATURES} channels x {TEACHER_BLOCKS} blocks, one-conv '
+        'pixel-shuffle upsampler) trained from random initialisation with the paper\'s settings (Sec. 4.1): '
         f'{SETTINGS}; {PATCH_NOTE}. DIV2K as the BasicSR configs read it (full images), validation on DIV2K valid '
         '(PSNR on Y), '
         f'tests on {", ".join(BENCHMARKS)} (PSNR / SSIM on Y, crop_border = scale); the rest is MMagic\'s config. '
@@ -330,6 +320,9 @@ custom_imports = dict(imports=['effsr_core.mmagic'], allow_failed_imports=False)
 experiment_name = '{name}'
 work_dir = f'./work_dirs/{{experiment_name}}'
 randomness = dict(seed={SEED})
+
+model = dict(generator=dict(
+{generator_lines({'_delete_': True, **teacher_network(scale)})}))
 
 train_pipeline = [
     {load.format('img')},
@@ -377,7 +370,7 @@ def generator_lines(network: dict) -> str:
 def mmagic_student_config(scale: int) -> str:
     """The Plain-M template: the teacher's config with MemSRDistillEditor."""
     name, teacher = MMAGIC.student(scale), MMAGIC.teacher(scale)
-    student = plain_m_student(mmagic_teacher(scale))
+    student = plain_m_student(teacher_network(scale))
     text = MMAGIC.plain_m_workflow(scale, plain_m_description(scale, 'model.generator') + (
         ' Data, schedule and tests: the teacher\'s config.'))
     return f"""{HEADER}{text}_base_ = ['./{teacher}.py']
@@ -390,7 +383,7 @@ model = dict(
     generator=dict(
 {generator_lines({'_delete_': True, **student})}),
     teacher=dict(
-{generator_lines(mmagic_teacher(scale))}),
+{generator_lines(teacher_network(scale))}),
     teacher_checkpoint='{MMAGIC.weights(teacher)}',
     distill=dict(loss_weight={DISTILL['loss_weight']!r}, epsilon={DISTILL['epsilon']!r},
                  init_file='{MMAGIC.init_output(scale)}/{INIT_FILE}'))

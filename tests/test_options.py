@@ -56,8 +56,8 @@ def test_mmagic_configs_load_and_build(path):
         with pytest.raises(OptionError, match='model.distill.init_file'):
             MODELS.build(model_cfg)
         return
-    if model_cfg.generator.type == 'EDSRNet':  # a MemSR teacher: MMagic's own EDSR
-        assert type(MODELS.build(model_cfg).generator).__name__ == 'EDSRNet'
+    if model_cfg.generator.type == 'EDSRPixelShuffle':  # a MemSR teacher: MMagic's EDSR config, the paper's net
+        assert type(MODELS.build(model_cfg).generator).__name__ == 'EDSRPixelShuffle'
         return
     no_download = 'spynet_pretrained' if model_cfg.generator.type == 'BasicVSRNet' else 'spynet_path'
     model_cfg.generator[no_download] = None

@@ -19,6 +19,13 @@ def read_config(path: str | Path):
     return Config.fromfile(str(path))
 
 
+def config_text(options: Mapping[str, Any]) -> str:
+    """A python config file's text for ``options`` (a plain dict: bases already merged)."""
+    from mmengine.config import Config
+
+    return Config(dict(options)).pretty_text
+
+
 def build_generator(generator_config: Mapping[str, Any]) -> nn.Module:
     """``model.generator`` → module, through ``mmagic.registry.MODELS`` (MMagic's and every plugin's)."""
     from mmengine.registry import init_default_scope

@@ -2,9 +2,9 @@
 # MemSR Plain-M x2 from Teacher-M with the paper's settings (Sec. 4.1): HR patches 192, batch 16, Adam (0.9, 0.999),
 # PyTorch's one-cycle LR with max 2e-4, 1e6 iterations, seed 233, lambda 0.3, epsilon 1e-5 (Eq. 14). A template for
 # the init command below, which writes the options to train with model.generator = the student it made; this file's is
-# that student: width 64 at the teacher's plain depth (conv_first, 32 body convs, conv_after_body, one x2 upsampling
-# conv copied from EDSR's upsampler, conv_last), EDSR's mean shift merged into the first conv through a ones channel
-# of the input. Data, schedule and tests: the teacher's config.
+# that student: width 64 at the teacher's plain depth (conv_first, 32 body convs, conv_after_body), then the teacher's
+# upsampling conv to 3 x 2^2 channels and pixel shuffle; the mean shift merged into the first conv through a ones
+# channel of the input. Data, schedule and tests: the teacher's config.
 #   mim train mmagic options/mmagic/memsr/edsr_teacher-m_x2_div2k.py
 #   python -m memsr_plugin.init -opt options/mmagic/memsr/edsr_teacher-m_x2_div2k.py \
 #       --checkpoint work_dirs/edsr_teacher-m_x2_div2k/iter_1000000.pth --widths 64 \
@@ -25,23 +25,23 @@ model = dict(
         _delete_=True,
         type='PlainConvSR',
         in_channels=3,
-        widths=[64] * 34 + [256, 3],
-        kernel_sizes=[3] * 36,
-        acts=['relu'] * 34 + ['identity', 'identity'],
-        shuffles=[1] * 34 + [2, 1],
+        widths=[64] * 34 + [12],
+        kernel_sizes=[3] * 35,
+        acts=['relu'] * 34 + ['identity'],
+        shuffles=[1] * 34 + [2],
         negative_slope=0.1,
         input_ones=True,
         base_upscale=0),
     teacher=dict(
-        type='EDSRNet',
-        in_channels=3,
-        out_channels=3,
-        mid_channels=64,
-        num_blocks=16,
-        upscale_factor=2,
+        type='EDSRPixelShuffle',
+        num_in_ch=3,
+        num_out_ch=3,
+        num_feat=64,
+        num_block=16,
+        upscale=2,
         res_scale=1,
-        rgb_mean=[0.4488, 0.4371, 0.404],
-        rgb_std=[1.0] * 3),
+        img_range=255.0,
+        rgb_mean=[0.4488, 0.4371, 0.404]),
     teacher_checkpoint='work_dirs/edsr_teacher-m_x2_div2k/iter_1000000.pth',
     distill=dict(loss_weight=0.3, epsilon=1e-05,
                  init_file='experiments/pretrained_models/memsr/init_Plain-M_x2_mmagic/student_init.pth'))
