@@ -26,7 +26,8 @@ import torch
 
 from effsr_core import compat
 from effsr_core.profiling.counting import find_excluded_modules
-from effsr_core.profiling.models import ModelBuildError, build_model_from_options, is_video_options, load_checkpoint
+from effsr_core.profiling.models import (ModelBuildError, build_model_from_options, deployed_form, is_video_options,
+                                         load_checkpoint)
 from effsr_core.profiling.profiler import ProfileSettings, profile_model
 from effsr_core.profiling.quality import PairedImageFolders, VideoClipFolders
 from effsr_core.profiling.ranking import format_ranking, rank_models
@@ -249,8 +250,9 @@ def _build(parser: argparse.ArgumentParser, args: argparse.Namespace, plan: Mode
             load_checkpoint(model, plan.spec.checkpoint, args.param_key)
         except (FileNotFoundError, ModelBuildError) as error:
             parser.error(f'argument --ckpt: {error}')
-    if callable(getattr(model, 'to_plain', None)):  # trained in a re-parameterisable form: measure what deploys
-        model = model.to_plain().eval()
+    deployed = deployed_form(model)
+    if deployed is not None:  # trained in a re-parameterisable form: measure what deploys
+        model = deployed
         _say(f'{plan.name}: measured in its deployed form ({type(model).__name__}, from to_plain())')
     if args.exclude and not find_excluded_modules(model, plan.exclude):
         _say(f'warning: --exclude {" ".join(plan.exclude)} matches no sub-module of {plan.name}')

@@ -108,3 +108,11 @@ def build_model_from_options(path: str | Path, checkpoint: str | Path | None = N
     if checkpoint is not None:
         load_checkpoint(model, checkpoint, param_key)
     return model.eval()
+
+
+def deployed_form(model: nn.Module) -> nn.Module | None:
+    """The form a network deploys as, when it differs from the trained one: ``to_plain()`` of a network trained
+    re-parameterisable (e.g. RepSR), in eval mode; None for a network that deploys as it is."""
+    if callable(getattr(model, 'to_plain', None)):
+        return model.to_plain().eval()
+    return None

@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
 
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+from effsr_core.images import bgr_to_tensor, image_files, read_bgr, tensor_to_bgr
 
 
 @dataclass(frozen=True)
@@ -55,31 +54,6 @@ class QualityResult:
     per_item: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def _image_files(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise FileNotFoundError(f'Image folder not found: {folder}')
-    return sorted(path for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def read_bgr(path: Path) -> np.ndarray:
-    """Read an image file as uint8 HWC BGR (3 channels)."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise OSError(f'Cannot read image {path}')
-    return image
-
-
-def bgr_to_tensor(image: np.ndarray) -> torch.Tensor:
-    """uint8 HWC BGR image -> RGB float (c, h, w) tensor in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image[:, :, ::-1].transpose(2, 0, 1))).float() / 255.0
-
-
-def tensor_to_bgr(image: torch.Tensor) -> np.ndarray:
-    """RGB (c, h, w) tensor in [0, 1] -> uint8 HWC BGR image, rounded like ``basicsr.utils.tensor2img``."""
-    array = image.detach().float().clamp(0, 1).cpu().numpy().transpose(1, 2, 0)[:, :, ::-1]
-    return (array * 255.0).round().astype(np.uint8)
-
-
 class PairedImageFolders:
     """Paired image folders: GT ``name.ext`` matches LQ ``template.format(name) + .ext`` (DIV2K: ``'{}x4'``).
 
@@ -91,7 +65,7 @@ class PairedImageFolders:
 
     def __init__(self, gt_dir: str | Path, lq_dir: str | Path, template: str = '{}x4'):
         lq_dir = Path(lq_dir)
-        self.pairs = [(gt, lq_dir / f'{template.format(gt.stem)}{gt.suffix}') for gt in _image_files(Path(gt_dir))]
+        self.pairs = [(gt, lq_dir / f'{template.format(gt.stem)}{gt.suffix}') for gt in image_files(Path(gt_dir))]
         if not self.pairs:
             raise FileNotFoundError(f'No images in {gt_dir}')
         missing = [str(lq) for _, lq in self.pairs if not lq.is_file()]
@@ -126,7 +100,7 @@ class VideoClipFolders:
             raise FileNotFoundError(f'No clip folders in {gt_root}')
         self.clips = []
         for name in names:
-            gt_frames = _image_files(gt_root / name)[:max_frames]
+            gt_frames = image_files(gt_root / name)[:max_frames]
             lq_frames = [lq_root / name / frame.name for frame in gt_frames]
             missing = [str(frame) for frame in lq_frames if not frame.is_file()]
             if not gt_frames or missing:

@@ -1,0 +1,178 @@
+"""Command line: super-resolve a folder of images, or of video frames, with a trained network.
+
+Usage::
+
+    python -m effsr_core.infer -opt OPTIONS --checkpoint CKPT --input DIR --output DIR
+        [--tile N [--tile-overlap P] [--tile-blend B]] [--clip-length T [--clip-overlap C]]
+        [--device cpu|cuda] [--param-key KEY]
+
+OPTIONS is a BasicSR options YAML (``network_g``) or an MMagic config (``model.generator``); the checkpoint may be
+BasicSR's, MMagic's or a bare state dict. Image models super-resolve every image in --input into a PNG of the same
+stem in --output. Video models (BasicSR video ``model_type``, MMagic VSR models) read --input as one sequence of
+frames, or as a folder of clip folders (REDS: ``000/00000000.png``), and write the same layout. Every mistake
+that can be found before the network runs stops the run with one line naming the option, before anything is
+written; each PNG is written whole or not at all. Progress goes to stderr, one line per image or sequence.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from effsr_core import compat
+from effsr_core.inference import (DEFAULT_CLIP_OVERLAP, DEFAULT_TILE_OVERLAP, InferenceError, InferenceItem,
+                                  InferenceSettings, plan_images, plan_video, run_inference)
+from effsr_core.profile import parse_positive
+from effsr_core.profiling.models import (ModelBuildError, build_model_from_options, deployed_form, is_video_options,
+                                         load_checkpoint)
+
+EXAMPLE = ('example:\n'
+           '  python -m effsr_core.infer -opt options/basicsr/ssl/demo_SSL_BasicVSR_tiny_offline.yml \\\n'
+           '      --checkpoint experiments/demo_SSL_BasicVSR_tiny_offline/models/net_g_latest.pth \\\n'
+           '      --input data/offline/video_sr/train_sharp_bicubic/X4/000 --output results/infer/000')
+#: InferenceError.setting -> the option it comes from
+OPTION_OF_SETTING = {'input': '--input', 'output': '--output', 'tile': '--tile', 'tile_overlap': '--tile-overlap',
+                     'tile_blend': '--tile-blend', 'clip_length': '--clip-length', 'clip_overlap': '--clip-overlap',
+                     'model': '-opt/--options'}
+
+
+def parse_non_negative(text: str) -> int:
+    """Parse an int >= 0."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f'expected an integer >= 0, got {text!r}')
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the inference CLI."""
+    parser = argparse.ArgumentParser(prog='python -m effsr_core.infer', description=__doc__.split('\n')[0],
+                                     epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    model = parser.add_argument_group('network')
+    model.add_argument('-opt', '--options', required=True, metavar='OPTIONS',
+                       help='BasicSR options YAML (network_g) or MMagic config .py (model.generator)')
+    model.add_argument('--checkpoint', required=True, metavar='CKPT',
+                       help='weights: a BasicSR or MMagic checkpoint, or a bare state dict')
+    model.add_argument('--param-key', metavar='KEY',
+                       help='checkpoint entry to load (default: params_ema, params or state_dict)')
+    model.add_argument('--device', choices=('cpu', 'cuda'), default='cpu',
+                       help='device the network runs on (default cpu; cuda must be available)')
+
+    files = parser.add_argument_group('files')
+    files.add_argument('--input', required=True, metavar='DIR',
+                       help='images (image model); frames, or clip folders of frames (video model)')
+    files.add_argument('--output', required=True, metavar='DIR',
+                       help='PNGs with the input stems, in the input layout (created if missing)')
+
+    tiling = parser.add_argument_group('tiling (large frames, bounded memory)')
+    tiling.add_argument('--tile', type=parse_non_negative, default=0, metavar='N',
+                        help='tile size in LR pixels (default 0: whole frames); video: every frame of a clip')
+    tiling.add_argument('--tile-overlap', type=parse_non_negative, default=DEFAULT_TILE_OVERLAP, metavar='P',
+                        help=f'LR pixels neighbouring tiles share, at least (default {DEFAULT_TILE_OVERLAP}, '
+                             f'below --tile)')
+    tiling.add_argument('--tile-blend', type=parse_non_negative, metavar='B',
+                        help='LR pixels over which one tile fades into the next, mid-overlap (default P/2); '
+                             'outputs equal untiled ones for a receptive field within (P-B)/2 pixels')
+
+    clips = parser.add_argument_group('video models')
+    clips.add_argument('--clip-length', type=parse_positive, metavar='T',
+                       help='frames per forward (default: the whole sequence)')
+    clips.add_argument('--clip-overlap', type=parse_non_negative, metavar='C',
+                       help=f'frames of context on each side of the frames a clip keeps, their outputs dropped '
+                            f'(default {DEFAULT_CLIP_OVERLAP})')
+    return parser
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _refuse(parser: argparse.ArgumentParser, error: InferenceError) -> None:
+    parser.error(f'argument {OPTION_OF_SETTING[error.setting]}: {error}')
+
+
+def _settings(parser: argparse.ArgumentParser, args: argparse.Namespace, video: bool) -> InferenceSettings:
+    """The settings from the arguments, checked; clip options are refused for an image model."""
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('argument --device: CUDA is not available')
+    if not video:
+        for option, value in (('--clip-length', args.clip_length), ('--clip-overlap', args.clip_overlap)):
+            if value is not None:
+                parser.error(f'argument {option}: only for video models, and {args.options} describes an image '
+                             f'model')
+    clip_overlap = DEFAULT_CLIP_OVERLAP if args.clip_overlap is None else args.clip_overlap
+    settings = InferenceSettings(tile=args.tile, tile_overlap=args.tile_overlap, tile_blend=args.tile_blend,
+                                 clip_length=args.clip_length, clip_overlap=clip_overlap, device=args.device)
+    try:
+        settings.check()
+    except InferenceError as error:
+        _refuse(parser, error)
+    return settings
+
+
+def _build(parser: argparse.ArgumentParser, args: argparse.Namespace) -> torch.nn.Module:
+    """The network with its checkpoint, in its deployed form when it has one; errors name the option."""
+    try:
+        model = build_model_from_options(args.options)
+    except (FileNotFoundError, ModelBuildError) as error:
+        parser.error(f'argument -opt/--options: {error}')
+    try:
+        load_checkpoint(model, args.checkpoint, args.param_key)
+    except (FileNotFoundError, ModelBuildError) as error:
+        parser.error(f'argument --checkpoint: {error}')
+    deployed = deployed_form(model)
+    if deployed is not None:
+        _say(f'running the deployed form ({type(deployed).__name__}, from to_plain())')
+        return deployed
+    return model
+
+
+def _count(number: int, noun: str) -> str:
+    return f'{number} {noun}{"s" * (number != 1)}'
+
+
+def _report(position: int, total: int, item: InferenceItem, forwards: int, seconds: float) -> None:
+    frames = f': {_count(len(item.outputs), "frame")}, {_count(forwards, "forward")}' if len(item.inputs) > 1 else ''
+    _say(f'[{position}/{total}] {item.name}{frames}, {seconds:.2f} s')
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Super-resolve the input folder into the output folder.
+
+    Arguments, input and output layout, options and checkpoint are all checked before anything is written.
+
+    Args:
+        argv: Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        Exit status 0; argument errors exit with status 2 and a message naming the option.
+    """
+    compat.install()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        video = is_video_options(args.options)
+    except (FileNotFoundError, ModelBuildError) as error:
+        parser.error(f'argument -opt/--options: {error}')
+    settings = _settings(parser, args, video)
+    try:
+        items = (plan_video if video else plan_images)(args.input, args.output)
+    except InferenceError as error:
+        _refuse(parser, error)
+    model = _build(parser, args)
+    Path(args.output).mkdir(parents=True, exist_ok=True)
+    kind = 'sequence' if video else 'image'
+    _say(f'{_count(len(items), kind)} from {args.input} on {args.device}')
+    try:
+        summary = run_inference(model, items, video, settings, _report)
+    except InferenceError as error:
+        _refuse(parser, error)
+    frames = f', {_count(summary.frames, "frame")}, {_count(summary.forwards, "forward")}' if video else ''
+    print(f'super-resolved {_count(summary.items, kind)}{frames} in {summary.seconds:.1f} s -> {args.output}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
