@@ -51,7 +51,7 @@ def _schedule(opt: dict, iters: int, max_lr: float) -> None:
 
 def teacher_options(iters: int) -> dict:
     opt = yaml.safe_load(TEACHER_OPTIONS.read_text())
-    opt.update(name='teacher', network_g=dict(TEACHER))
+    opt.update(name='teacher', model_type='MemSRTeacherModel', network_g=dict(TEACHER))  # SRModel + one-cycle LR
     _schedule(opt, iters, 1e-3)
     opt['train']['optim_g']['lr'] = 1e-3
     return opt
@@ -73,7 +73,7 @@ def student_options(variant: str, distill_options: Path, seed: int, iters: int) 
     opt = yaml.safe_load(distill_options.read_text())
     opt.update(name=f'{variant.replace(" ", "_").replace("+", "and")}_seed{seed}', manual_seed=seed)
     if variant != 'winning init + distillation':
-        opt.update(model_type='SRModel')
+        opt.update(model_type='MemSRTeacherModel')  # SRModel with the one-cycle LR
         for key in ('network_t', 'distill'):
             opt.pop(key)
         opt['path'].pop('pretrain_network_t')
