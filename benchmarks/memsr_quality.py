@@ -12,7 +12,7 @@ students of that architecture train for the same iterations with the same optimi
 * ``winning init + distillation``: Alg. 1's weights and adapters, ``MemSRDistillModel`` (Eq. 14, lambda 0.3,
   epsilon 1e-5).
 
-PSNR / SSIM on Y (4-pixel border cropped) of the 10 validation photos, with the teacher's and bicubic's for
+PSNR / SSIM on Y (4-pixel border cropped) of the validation photos, with the teacher's and bicubic's for
 reference; mean and spread over seeds. Finished runs in the work folder are reused when their options are unchanged.
 
     python benchmarks/memsr_quality.py [--seeds 0 1 2] [--iters 600] [--quick]
@@ -38,6 +38,7 @@ TEACHER = {'type': 'EDSRPixelShuffle', 'num_in_ch': 3, 'num_out_ch': 3, 'num_fea
            'upscale': 4}
 VARIANTS = ('random init', 'winning init', 'winning init + distillation')
 MAX_LR = 5e-4
+VAL_PHOTOS = REPO / 'data/offline/image_sr/val/HR'
 
 
 def _schedule(opt: dict, iters: int, max_lr: float) -> None:
@@ -149,7 +150,8 @@ def markdown(report: dict) -> str:
     m, refs = report['machine'], report['references']
     lines = [f'# MemSR quality at small scale, CPU ({m["cpu"]}, {m["threads"]} threads, torch {m["torch"]})', '',
              f'Command: `{" ".join(report["command"])}`  ',
-             f'x4 on the bundled photos (10 validation images, PSNR / SSIM on Y, border 4). Teacher '
+             f'x4 on the bundled photos ({len(list(VAL_PHOTOS.glob("*.png")))} validation images, PSNR / SSIM on Y, '
+             f'border 4). Teacher '
              f'{report["teacher"]["type"]} {report["teacher"]["num_feat"]}x{report["teacher"]["num_block"]}, '
              f'{report["teacher_iters"]} iterations: {refs["teacher"]["psnr"]:.3f} dB / {refs["teacher"]["ssim"]:.4f}; '
              f'bicubic {refs["bicubic"]["psnr"]:.3f} dB / {refs["bicubic"]["ssim"]:.4f}. Students: '

@@ -5,7 +5,8 @@ layer, the Algorithm-1 adapter ``M_i`` mapping the student's features to those o
 (``convert(teacher, **teacher_form)``) at the same layer. ``MemSRDistillation`` keeps that plain form frozen (built
 from the teacher checkpoint whenever a run starts or resumes, never trained, never saved) and the adapters
 trainable (inside ``InitAwareDistillationLoss``, saved by the adapters with the student), and returns the losses
-of a batch: L1 task loss + λ·ε^(iteration/total)·(1/n)·Σ MSE(F_T_i, M_i * F_S_i) (Eq. 14).
+of a batch: L1 task loss + λ·ε^(iteration/total)·(1/n)·Σ MSE(F_T_i, M_i * F_S_i) (Eq. 14), the distance in the
+paper's units against the toolboxes' [0, 1] pixel loss (``losses.paper_feature_unit``).
 
 The lifecycle owns no training loop. ``DistillationInit.read`` and ``check`` run before anything is built (they
 refuse bad input with the toolbox's option names), ``losses`` in the forward pass.
@@ -24,7 +25,8 @@ from effsr_core.checkpoints import CheckpointError, load_file, load_weights, wei
 from effsr_core.distributed import is_distributed
 from effsr_core.options import OptionError
 from memsr_plugin.conversion import NotConvertibleError, PlainConvSR, convert
-from memsr_plugin.losses import InitAwareDistillationLoss, adapter_conv
+from memsr_plugin.conversion.equivalence import feature_scale
+from memsr_plugin.losses import PAPER_IMAGE_RANGE, InitAwareDistillationLoss, adapter_conv, paper_feature_unit
 
 #: Keys of the initialisation file this module reads.
 INIT_KEYS = ('params', 'adapters', 'layers', 'teacher_form')
@@ -128,7 +130,14 @@ class MemSRDistillation:
         self.teacher = init.plain_teacher(teacher, names)
         init.check_widths(student, self.teacher, names)
         self.layers = init.layers
-        self.loss = InitAwareDistillationLoss(loss_weight, epsilon, init.adapters)
+        self.feature_unit = paper_feature_unit(feature_scale(teacher))
+        self.loss = InitAwareDistillationLoss(loss_weight, epsilon, init.adapters, self.feature_unit)
+
+    def describe(self) -> str:
+        """One line for the run's log: what is distilled and at which weight."""
+        return (f'MemSR distillation: {len(self.layers)} layers, lambda {self.loss.loss_weight:g}, epsilon '
+                f'{self.loss.epsilon:g}, feature distance x {self.feature_unit:.4g} (the paper\'s balance against '
+                f'the L1 loss for this teacher: {PAPER_IMAGE_RANGE:g} / s^2, s = its feature scale)')
 
     def load_trained_adapters(self, path: str) -> bool:
         """Load the adapters saved with a student checkpoint (``ADAPTERS_KEY``: a resumed run); False when the file

@@ -40,6 +40,22 @@ def adapter_conv(adapter: Adapter, name: str = 'adapters') -> nn.Conv2d:
     return conv
 
 
+#: The image range of the paper's code (EDSR-PyTorch's ``rgb_range`` 255): its L1 loss and its teachers' features
+#: are at that scale, while BasicSR and MMagic compute the pixel loss on images in [0, 1].
+PAPER_IMAGE_RANGE = 255.0
+
+
+def paper_feature_unit(feature_scale: float) -> float:
+    """The factor that gives Eq. 12's distance the weight it has against the L1 loss in the paper, for a teacher
+    whose features are at ``feature_scale`` times the [0, 1] image (BasicSR's EDSR: 255, MMagic's EDSRNet: 1 / std).
+
+    The paper's loss is ``L1_255 + w * MSE(F * 255 / s)`` = ``255 * (L1 + w * MSE(F) * 255 / s^2)`` with the
+    toolboxes' ``L1`` and ``F``; the constant 255 only rescales the loss (Adam's steps do not change), so the factor
+    on the toolboxes' feature distance is ``255 / s^2``: 1/255 for BasicSR's EDSR, 255 for an EDSRNet.
+    """
+    return PAPER_IMAGE_RANGE / feature_scale ** 2
+
+
 def _example_features() -> tuple[list[Tensor], list[Tensor], int, int]:
     """Student features (4 and 6 channels), teacher features (5 and 6 channels), iteration 3 of 10."""
     generator = torch.Generator().manual_seed(0)
@@ -60,10 +76,16 @@ class InitAwareDistillationLoss(nn.Module):
         loss_weight: λ (the paper: 0.3).
         epsilon: ε in (0, 1]; the weight decays from λ at the first iteration to λ·ε at the last (paper: 1e-5).
         adapters: initial ``{'weight': [c_t, c_s, 1, 1], 'bias': [c_t]}`` per distilled layer.
+        feature_unit: factor on the feature distance, to balance it against the pixel loss in the paper's units
+            (``paper_feature_unit``; 1: the distance as it is).
     """
 
-    def __init__(self, loss_weight: float = 0.3, epsilon: float = 1e-5, adapters: Sequence[Adapter] | None = None):
+    def __init__(self, loss_weight: float = 0.3, epsilon: float = 1e-5, adapters: Sequence[Adapter] | None = None,
+                 feature_unit: float = 1.0):
         super().__init__()
+        if not feature_unit > 0:
+            raise ValueError(f'InitAwareDistillationLoss.feature_unit: {feature_unit!r} must be > 0.')
+        self.feature_unit = float(feature_unit)
         if not loss_weight >= 0:
             raise ValueError(f'InitAwareDistillationLoss.loss_weight: {loss_weight!r} must be >= 0.')
         if not 0 < epsilon <= 1:
@@ -83,8 +105,8 @@ class InitAwareDistillationLoss(nn.Module):
         if not n or len(student_features) != n or len(teacher_features) != n:
             raise ValueError(f'InitAwareDistillationLoss: {len(student_features)} student and '
                              f'{len(teacher_features)} teacher features for {n} adapters.')
-        return sum(F.mse_loss(adapter(s), t.detach())
-                   for adapter, s, t in zip(self.adapters, student_features, teacher_features)) / n
+        return self.feature_unit * sum(F.mse_loss(adapter(s), t.detach())
+                                       for adapter, s, t in zip(self.adapters, student_features, teacher_features)) / n
 
     def forward(self, student_features: Sequence[Tensor], teacher_features: Sequence[Tensor], iteration: int,
                 total_iters: int) -> Tensor:

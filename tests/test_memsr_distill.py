@@ -107,6 +107,7 @@ def test_loss_value_by_hand_and_its_decay():
 def test_adapters_and_student_get_gradients_and_the_teacher_does_not(basicsr_files):
     from memsr_plugin.conversion import PlainConvSR
     from memsr_plugin.distillation import DistillationInit, MemSRDistillation
+    from memsr_plugin.losses import InitAwareDistillationLoss
 
     names = {'init_file': 'distill.init_file', 'student': 'network_g', 'teacher': 'network_t'}
     init = DistillationInit.read(str(basicsr_files['init']), 'distill.init_file')
@@ -123,6 +124,25 @@ def test_adapters_and_student_get_gradients_and_the_teacher_does_not(basicsr_fil
     assert student.convs()[0].weight.grad.abs().sum() > 0
     assert all(not p.requires_grad and p.grad is None for p in distillation.teacher.parameters())
     assert not distillation.teacher.training
+    # the paper's balance: L1 and features at the [0, 255] scale; BasicSR's EDSR works at 255 x the [0, 1] image
+    assert distillation.feature_unit == pytest.approx(1 / 255) and 'x 0.003922' in distillation.describe()
+    unscaled = InitAwareDistillationLoss(0.3, 1e-5, init.adapters)
+    with torch.no_grad():
+        _, features = student(lq, return_features=True)
+        _, teacher_features = distillation.teacher(lq, return_features=True)
+        pick = lambda fs: [fs[i] for i in distillation.layers]  # noqa: E731
+        assert torch.allclose(distillation.loss(pick(features), pick(teacher_features), 0, TOTAL),
+                              unscaled(pick(features), pick(teacher_features), 0, TOTAL) / 255, rtol=1e-5)
+
+
+def test_paper_feature_unit_follows_the_teachers_input_normalisation():
+    from basicsr.archs.edsr_arch import EDSR
+
+    from memsr_plugin.conversion.equivalence import feature_scale
+    from memsr_plugin.losses import paper_feature_unit
+
+    assert paper_feature_unit(feature_scale(EDSR(3, 3, 4, 1, 2))) == pytest.approx(1 / 255)
+    assert paper_feature_unit(1.0) == 255.0  # features at the [0, 1] image's scale (MMagic's EDSRNet, std 1)
 
 
 AVERAGE_ON_RANK = """

@@ -25,6 +25,7 @@ from collections import OrderedDict
 
 from basicsr.archs import build_network
 from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger
 from basicsr.utils.registry import ARCH_REGISTRY, MODEL_REGISTRY
 
 from effsr_core.basicsr.schedulers import RegisteredSchedulers
@@ -114,6 +115,7 @@ class MemSRDistillModel(RegisteredSchedulers, SRModel):
             DistillationInit.read(distill['init_file'], OPTION_NAMES['init_file']), teacher,
             self.get_bare_model(self.net_g), distill['loss_weight'], distill['epsilon'], OPTION_NAMES)
         self.distillation.loss.to(self.device)
+        get_root_logger().info(self.distillation.describe())
         if path.get('pretrain_network_g'):
             self.distillation.load_trained_adapters(path['pretrain_network_g'])
         self.total_iter = int(self.opt['train']['total_iter'])

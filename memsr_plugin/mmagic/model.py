@@ -20,7 +20,7 @@ from __future__ import annotations
 import os.path as osp
 
 from mmagic.models.base_models import BaseEditModel
-from mmengine.logging import MessageHub
+from mmengine.logging import MessageHub, MMLogger
 
 from effsr_core.checkpoints import load_weights, read_generator_state
 from effsr_core.options import OptionError, check_keys, parameter_names
@@ -64,6 +64,7 @@ class MemSRDistillEditor(BaseEditModel):
                                          distill['epsilon'], OPTION_NAMES)
         self.distill_loss = distillation.loss  # the trainable adapters: in state_dict and the optimizer
         self.distillation = distillation  # not a module: its frozen teacher stays outside the module tree
+        MMLogger.get_current_instance().info(distillation.describe())
 
     def forward_train(self, inputs, data_samples=None, **kwargs):
         hub = MessageHub.get_current_instance()
