@@ -6,7 +6,9 @@ backbone with a one-conv pixel-shuffle upsampler, ``EDSRPixelShuffle``), each wi
 made from Teacher-M by Alg. 1 (``winning_initialisation``): Plain-M (width 64 everywhere) and Plain-X (dynamic width,
 theta 0.14 and 0.05). For each: parameters, MACs / FLOPs, activations, #conv (NTIRE counting), peak inference
 memory (live tensor storages of one forward: parameters + buffers + input + every op output until freed) and the
-CPU runtime (median of ``--trials`` forwards after one warm-up; each forward is a full 1080p image).
+CPU runtime: all networks of a scale timed in ``--rounds`` interleaved rounds (round r runs each once, after one
+warm-up forward each; each forward is a full 1080p image), median per network, so that a machine busier at one
+moment slows every network alike.
 
 No trained Teacher-M exists here, so the teachers have seeded random weights: parameters, operations, memory and
 runtime do not depend on them, but Plain-X's widths do (Alg. 1 on a trained teacher chooses other widths; pass
@@ -30,6 +32,7 @@ from basicsr.archs.edsr_arch import EDSR
 from effsr_core.checkpoints import load_weights, read_generator_state
 from effsr_core.profiling.profiler import ProfileSettings, profile_model
 from effsr_core.profiling.report import machine_info
+from effsr_core.profiling.timing import interleaved_runtimes
 import memsr_plugin.basicsr.conversion  # noqa: F401  (BasicSR's EDSR becomes convertible)
 from memsr_plugin.conversion import PlainConvSR, convert
 from memsr_plugin.conversion.equivalence import measure_equivalence
@@ -73,19 +76,17 @@ def students(teacher: nn.Module, seed: int, samples: int, patch: int) -> dict[st
             for name, result in made.items()}
 
 
-def measure(name: str, net: nn.Module, inputs: torch.Tensor, trials: int) -> dict:
-    started = time.time()
-    settings = ProfileSettings(trials=trials, repeats=1, warmup=1, use_meta=True)
-    result = profile_model(net, inputs, settings)
-    print(f'  {name}: {result["memory"]["peak_bytes"] / 2 ** 20:.0f} MiB, '
-          f'{result["runtime"]["median_ms"]:.0f} ms median ({time.time() - started:.0f} s)', flush=True)
+def measure(name: str, net: nn.Module, inputs: torch.Tensor) -> dict:
+    """Parameters, operations and peak memory (the runtime is timed later, interleaved)."""
+    result = profile_model(net, inputs, ProfileSettings(measure_runtime=False, use_meta=True))
+    print(f'  {name}: {result["memory"]["peak_bytes"] / 2 ** 20:.0f} MiB', flush=True)
     return result
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--scales', type=int, nargs='+', default=[4, 2])
-    parser.add_argument('--trials', type=int, default=3, help='timed forwards per network (median reported)')
+    parser.add_argument('--rounds', type=int, default=3, help='interleaved timing rounds (median reported)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--samples', type=int, default=16, help='Alg. 1: random input patches')
     parser.add_argument('--patch', type=int, default=48, help='Alg. 1: patch size')
@@ -98,20 +99,27 @@ def main(argv=None) -> None:
     output = (216, 384) if args.quick else OUTPUT
     started, load_before = time.time(), os.getloadavg()
     report = {'machine': machine_info(), 'command': [sys.executable, *sys.argv], 'output_size': list(output),
-              'trials': args.trials, 'seed': args.seed, 'alg1': {'samples': args.samples, 'patch': args.patch},
+              'rounds': args.rounds, 'seed': args.seed, 'alg1': {'samples': args.samples, 'patch': args.patch},
               'teacher_checkpoints': checkpoints, 'scales': {}}
     for scale in args.scales:
         inputs = torch.rand(1, 3, output[0] // scale, output[1] // scale, generator=torch.Generator().manual_seed(0))
         print(f'x{scale}: LR {inputs.shape[2]}x{inputs.shape[3]}', flush=True)
-        rows = {}
+        rows, networks = {}, {}
         for name, net in teacher_networks(scale, args.seed, checkpoints.get(str(scale))).items():
-            rows[name] = measure(name, net, inputs, args.trials)
             plain, check = checked_plain(net, args.seed)
-            rows[f'{name}, exact plain form'] = {**measure(f'{name}, exact plain form', plain, inputs, args.trials),
+            networks[name], networks[f'{name}, exact plain form'] = net, plain
+            rows[name] = measure(name, net, inputs)
+            rows[f'{name}, exact plain form'] = {**measure(f'{name}, exact plain form', plain, inputs),
                                                  'equivalence': check, 'widths': plain.widths}
-        teacher = teacher_networks(scale, args.seed, checkpoints.get(str(scale)))['Teacher-M (EDSRPixelShuffle)']
+        teacher = networks['Teacher-M (EDSRPixelShuffle)']
         for name, (student, made) in students(teacher, args.seed, args.samples, args.patch).items():
-            rows[name] = {**measure(name, student, inputs, args.trials), **made}
+            networks[name] = student
+            rows[name] = {**measure(name, student, inputs), **made}
+        timed = time.time()
+        for name, runtime in interleaved_runtimes(networks, inputs, args.rounds).items():
+            rows[name]['runtime'] = runtime
+        print(f'  timed {len(networks)} networks in {args.rounds} interleaved rounds ({time.time() - timed:.0f} s)',
+              flush=True)
         report['scales'][str(scale)] = rows
     report['wall_seconds'] = time.time() - started
     report['load_average'] = {'before': load_before, 'after': os.getloadavg()}
@@ -127,8 +135,9 @@ def markdown(report: dict) -> str:
     h, w = report['output_size']
     lines = [f'# MemSR efficiency, CPU ({m["cpu"]}, {m["threads"]} threads, torch {m["torch"]})', '',
              f'Command: `{" ".join(report["command"])}`  ',
-             f'Output {w}x{h} (one image per forward); runtime = median of {report["trials"]} forwards after one '
-             f'warm-up; peak memory = live tensor storages of one forward (parameters included). Load average '
+             f'Output {w}x{h} (one image per forward); runtime = median of {report["rounds"]} interleaved rounds '
+             f'(each network once per round, after one warm-up forward each); peak memory = live tensor storages of '
+             f'one forward (parameters included). Load average '
              f'before / after: {report["load_average"]["before"][0]:.2f} / {report["load_average"]["after"][0]:.2f}. '
              f'Wall time {report["wall_seconds"] / 60:.1f} min.', '']
     for scale, rows in report['scales'].items():

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from torch import nn
 
 from effsr_core.profiling.counting import count_ops, count_parameters
 from effsr_core.profiling.report import machine_info
-from effsr_core.profiling.timing import time_forward_ms
+from effsr_core.profiling.timing import interleaved_runtimes
 from ssl_plugin.archs import SSLBasicVSR
 from ssl_plugin.pruning.plan import PruningPlan
 from ssl_plugin.options import GROUP_SCORES
@@ -82,17 +81,6 @@ def build_networks(args) -> dict[str, SSLBasicVSR]:
         lite = SSLBasicVSR(num_feat=num_feat, num_block=30, upsample_feat=num_feat)
         networks[f'BasicVSR-lite {num_feat}'] = lite.pruned(PruningPlan(arch=lite.config, kept={})).eval()
     return networks
-
-
-def interleaved_runtimes(modules: dict, lqs: torch.Tensor, rounds: int, frames: int) -> dict:
-    times = {key: [] for key in modules}
-    with torch.no_grad():
-        for module in modules.values():  # warm-up (allocator, oneDNN primitive caches)
-            module(lqs)
-        for _ in range(rounds):
-            for key, module in modules.items():
-                times[key].append(time_forward_ms(module, lqs) / frames)
-    return {key: {'median_ms': statistics.median(t), 'best_ms': min(t), 'runs_ms': t} for key, t in times.items()}
 
 
 def rsc_share(module: nn.Module, lqs: torch.Tensor) -> float:

@@ -10,6 +10,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -97,3 +98,20 @@ def measure_runtime(model: nn.Module, inputs: torch.Tensor, trials: int = 3, rep
                          trials=trials, repeats=repeats, warmup=warmup, frames=frames,
                          threads=torch.get_num_threads(), device=str(inputs.device),
                          device_name=device_name(inputs.device))
+
+
+def interleaved_runtimes(modules: Mapping[Any, nn.Module], inputs: torch.Tensor, rounds: int,
+                         frames: int = 1) -> dict[Any, dict[str, Any]]:
+    """Time several networks on the same input in interleaved rounds (round r runs each once, after one untimed
+    warm-up forward each), so that a machine busier at one moment slows every network alike.
+
+    Returns, per key: ``median_ms``, ``best_ms`` and every run (``runs_ms``), in milliseconds per output frame.
+    """
+    times: dict[Any, list[float]] = {key: [] for key in modules}
+    with torch.no_grad():
+        for module in modules.values():  # allocator and oneDNN primitive caches
+            module(inputs)
+        for _ in range(rounds):
+            for key, module in modules.items():
+                times[key].append(time_forward_ms(module, inputs) / frames)
+    return {key: {'median_ms': statistics.median(t), 'best_ms': min(t), 'runs_ms': t} for key, t in times.items()}
