@@ -25,8 +25,9 @@ def load_parser(source: str) -> argparse.ArgumentParser:
 
 
 @pytest.mark.parametrize('source', ['effsr_core.train', 'effsr_core.test', 'effsr_core.profile', 'effsr_core.infer',
-                                    'effsr_core.compat.__main__', 'effsr_core.data.make_offline_data',
-                                    'effsr_core.data.meta_info', 'scripts/make_ssl_options.py',
+                                    'effsr_core.export', 'effsr_core.compat.__main__',
+                                    'effsr_core.data.make_offline_data', 'effsr_core.data.meta_info',
+                                    'scripts/make_ssl_options.py',
                                     'scripts/make_multigrid_options.py', 'scripts/make_memsr_options.py',
                                     'scripts/make_options_doc.py', 'memsr_plugin.init', 'memsr_plugin.convert'])
 def test_help_lists_every_option_with_a_help_line_and_an_example(source):

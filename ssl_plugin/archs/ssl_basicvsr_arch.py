@@ -31,6 +31,7 @@ from ssl_plugin.archs.rsc import add_to_channels, gather_channels
 from ssl_plugin.archs.spynet import SpyNet, flow_warp
 from ssl_plugin.archs.ssl_basicvsr_compact import (PS_GROUP, BlockLayout, branch_names, build_compact,
                                                    compact_layout)
+from ssl_plugin.archs.ssl_basicvsr_export import scriptable_basicvsr
 from ssl_plugin.pruning.plan import PruningPlan, decode_state, encode_state
 
 UPSAMPLER_GROUPS = ('upconv1', 'upconv2', 'conv_hr')
@@ -272,6 +273,11 @@ class SSLBasicVSR(nn.Module):
             out = out * _channel_view(self.conv_hr_scale)
         out = self.conv_last(self.lrelu(out))
         return out + F.interpolate(lq, scale_factor=4, mode='bilinear', align_corners=False)
+
+    def export_form(self) -> nn.Module:
+        """An equivalent module that ``torch.jit.script`` compiles, for export: tracing this forward would unroll
+        its loops over frames into a fixed count and bake SpyNet's sizes in (see ``ssl_basicvsr_export``)."""
+        return scriptable_basicvsr(self)
 
     # ------------------------------------------------------------------------------------------ pruning
     def factor_sizes(self) -> dict[str, int]:
