@@ -7,7 +7,7 @@ Usage::
         [--device cpu|cuda] [--runtime-trials 3] [--runtime-repeats 1] [--warmup 1] [--threads N]
         [--skip memory runtime] [--dataset-gt DIR --dataset-lq DIR [--dataset-template {}x4]
         [--dataset-clips 000 011] [--dataset-frames N]] [--crop-border 4] [--test-y-channel] [--allow-mixed-sizes]
-        [--json out.json]
+        [--score ntire2024|ntire2025|ntire2026 [--score-baseline NAME]] [--json out.json]
 
 Video models (a BasicSR ``model_type`` deriving from VideoBaseModel, an MMagic ``model.type`` with 'VSR', or
 ``--video``) get a
@@ -32,6 +32,7 @@ from effsr_core.profiling.profiler import ProfileSettings, profile_model
 from effsr_core.profiling.quality import PairedImageFolders, VideoClipFolders
 from effsr_core.profiling.ranking import format_ranking, rank_models
 from effsr_core.profiling.report import build_report, format_table, write_json
+from effsr_core.profiling.scoring import PROTOCOLS, describe, format_scores, score_models
 
 DEFAULT_VIDEO_EXCLUDE = ('spynet',)
 DEFAULT_CHANNELS = 3
@@ -157,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     output = parser.add_argument_group('ranking and output')
     output.add_argument('--allow-mixed-sizes', action='store_true',
                         help='rank models given different input sizes (default: refuse before measuring)')
+    output.add_argument('--score', choices=tuple(PROTOCOLS),
+                        help='also score the models by that NTIRE year (weighted exp(2*x/x_base) of runtime, fvcore '
+                             'FLOPs and params; models under its PSNR threshold, when a dataset is given, not ranked)')
+    output.add_argument('--score-baseline', metavar='NAME',
+                        help="a profiled model whose measured figures are the --score baseline (recommended: the "
+                             "year's official runtime was measured on another GPU; default: the official figures)")
     output.add_argument('--json', metavar='PATH', help='write the report as JSON here')
     return parser
 
@@ -179,6 +186,13 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         parser.error('argument --dataset-gt/--dataset-lq: give both folders')
     if args.warmup < 0:
         parser.error('argument --warmup: must be >= 0')
+    if args.score_baseline is not None and args.score is None:
+        parser.error('argument --score-baseline: needs --score')
+    if args.score_baseline is not None and args.score_baseline not in names:
+        parser.error(f'argument --score-baseline: no profiled model is named {args.score_baseline!r} '
+                     f'(models: {", ".join(names)})')
+    if args.score is not None and 'runtime' in args.skip:
+        parser.error('argument --score: the score needs the runtime; do not pass --skip runtime')
 
 
 def _make_dataset(parser: argparse.ArgumentParser, args: argparse.Namespace, video: bool):
@@ -309,9 +323,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         mixed = '; input sizes differ' if len({plan.size for plan in plans}) > 1 else ''
         print(f'\nNTIRE ranking (sum of ranks on {", ".join(ranking.metrics)}; lower is better{mixed}):')
         print(format_ranking(ranking))
+    score = score_models(results, args.score, args.score_baseline) if args.score else None
+    if score:
+        print(f'\n{describe(score)}')
+        print(format_scores(score))
     if args.json:
         command = [*parser.prog.split(), *(sys.argv[1:] if argv is None else argv)]
-        write_json(build_report(results, ranking, command), args.json)
+        write_json(build_report(results, ranking, command, score), args.json)
         print(f'\nWrote {args.json}')
     return 0
 

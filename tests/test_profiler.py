@@ -41,6 +41,8 @@ def test_rfdn_reproduces_ntire_baseline_figures():
     assert ops.counted.ntire_flops == (ops.counted.conv_macs + ops.counted.conv_bias_elements
                                        + ops.counted.activation_op_elements)
     assert ops.counted.macs == ops.counted.conv_macs  # torch's counter only sees the convs in RFDN
+    # fvcore (NTIRE 2024-2026): the conv MACs plus 4 per output element of the bilinear upsampling in RFDN's ESA
+    assert ops.counted.conv_macs < ops.counted.fvcore_flops < 1.001 * ops.counted.conv_macs
     assert ops.counted_on == 'meta' and ops.frames == 1
 
 
@@ -159,6 +161,7 @@ def test_report_json_round_trips(tmp_path):
     assert report['machine']['torch'] == torch.__version__ and report['command'][1:] == ['-opt', 'x.yml']
     table = format_table(results)
     assert 'tiny' in table and 'NTIRE FLOPs [G]' in table and 'peak memory [MiB]' in table
+    assert 'fvcore FLOPs [G]' in table and report['score'] is None
 
 
 def write_rfdn_options(path, num_feat=50):

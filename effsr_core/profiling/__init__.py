@@ -2,8 +2,8 @@
 
 One module per measure: ``counting`` (parameters, MACs/FLOPs, NTIRE FLOPs, activations, #conv), ``memory`` (peak
 memory), ``timing`` (best-of-trials runtime), ``quality`` (PSNR / SSIM over a dataset), ``ranking`` (NTIRE sum of
-ranks) and ``report`` (table and JSON); ``profiler`` runs them on one network and ``models`` builds networks from
-BasicSR / MMagic options files.
+ranks), ``scoring`` (NTIRE 2024-2026 score) and ``report`` (table and JSON); ``profiler`` runs them on one network
+and ``models`` builds networks from BasicSR / MMagic options files.
 """
 from effsr_core.profiling.counting import OpCount, OpReport, ParamCount, count_ops, count_parameters
 from effsr_core.profiling.memory import MemoryResult, measure_peak_memory

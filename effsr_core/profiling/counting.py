@@ -42,6 +42,20 @@ CONV_OPS = frozenset({_aten.convolution, _aten._convolution})
 #: names, in-place '_' stripped): selu arrives as elu, relu6 as hardtanh, prelu as _prelu_kernel. Not sigmoid.
 ACTIVATION_OPS = frozenset({'relu', 'leaky_relu', '_prelu_kernel', 'elu', 'celu', 'hardtanh', 'gelu', 'silu',
                             'hardswish', 'mish', 'rrelu_with_noise'})
+#: fvcore's default handles (facebookresearch/fvcore, fvcore/nn/flop_count.py ``_DEFAULT_SUPPORTED_OPS`` and the
+#: formulas of fvcore/nn/jit_handles.py), keyed by the aten op the dispatcher sees instead of the traced TorchScript
+#: op: ``aten::_convolution`` -> convolution; ``aten::linear`` / ``addmm`` / ``matmul`` / ``einsum`` / ``bmm`` ->
+#: addmm, mm, bmm; batch / group / layer / instance norm -> native_batch_norm (instance norm arrives as a training-mode
+#: batch norm, as fvcore counts it), native_group_norm, native_layer_norm; upsample_nearest2d, upsample_bilinear2d;
+#: adaptive_avg_pool2d -> _adaptive_avg_pool2d, or ``mean`` over dims [-1, -2] for a 1x1 output; grid_sampler ->
+#: grid_sampler_2d. Every other op (element-wise arithmetic, activations, pooling other than adaptive average,
+#: pixel_shuffle, softmax, scaled_dot_product_attention, ...) has no handler in fvcore and is skipped, as fvcore skips
+#: it. Not reproducible at this level: an explicit ``torch.mm`` (fvcore has no ``aten::mm`` handle; counted here) and
+#: an explicit ``x.mean((-1, -2), keepdim=True)`` (indistinguishable from a 1x1 adaptive average pool; counted here).
+FVCORE_OPS = frozenset({'convolution', '_convolution', 'mm', 'addmm', 'bmm', 'native_batch_norm',
+                        '_native_batch_norm_legit_no_training', 'native_group_norm', 'native_layer_norm',
+                        'upsample_nearest2d', 'upsample_bilinear2d', '_adaptive_avg_pool2d', 'mean',
+                        'grid_sampler_2d'})
 MAIN_BUCKET = 'main'
 #: ``OpReport.counted_on`` of a shapes-only pass (fake tensors on meta storage).
 SHAPES_ONLY = 'meta'
@@ -74,6 +88,8 @@ class OpCount:
         conv_macs: Multiply-accumulates of the convolutions.
         conv_bias_elements: Bias additions of the convolutions (out channels x output positions).
         activation_op_elements: Elements produced by activation ops (relu, leaky_relu, prelu, gelu, ...).
+        fvcore_flops: fvcore's figure, one multiply-add = one flop over the ops fvcore has a handler for
+            (``FVCORE_OPS``; conv bias and every op without a handler skipped): the NTIRE 2024-2026 "FLOPs".
     """
     macs: float = 0.0
     flops: float = 0.0
@@ -83,6 +99,7 @@ class OpCount:
     conv_macs: float = 0.0
     conv_bias_elements: float = 0.0
     activation_op_elements: float = 0.0
+    fvcore_flops: float = 0.0
 
     def divided(self, divisor: int) -> OpCount:
         """The same counts divided by ``divisor`` (e.g. the number of frames)."""
@@ -162,12 +179,14 @@ class _Tally:
     conv_macs: int = 0
     conv_bias_elements: int = 0
     activation_op_elements: int = 0
+    fvcore_flops: int = 0
 
     def as_op_count(self, frames: int) -> OpCount:
         ntire_flops = self.conv_macs + self.conv_bias_elements + self.activation_op_elements
         return OpCount(macs=self.flops / 2, flops=self.flops, ntire_flops=ntire_flops, activations=self.activations,
                        num_conv=self.num_conv, conv_macs=self.conv_macs, conv_bias_elements=self.conv_bias_elements,
-                       activation_op_elements=self.activation_op_elements).divided(frames)
+                       activation_op_elements=self.activation_op_elements,
+                       fvcore_flops=self.fvcore_flops).divided(frames)
 
 
 class _ConvActivationCounter(TorchDispatchMode):
@@ -211,6 +230,8 @@ class _ConvActivationCounter(TorchDispatchMode):
             self._count_conv(tally, args, output)
         elif packet.__name__.rstrip('_') in ACTIVATION_OPS:
             tally.activation_op_elements += output.numel()
+        if packet.__name__ in FVCORE_OPS:
+            tally.fvcore_flops += fvcore_op_flops(packet.__name__, args, output)
         return output
 
     @staticmethod
@@ -223,6 +244,58 @@ class _ConvActivationCounter(TorchDispatchMode):
         tally.conv_macs += (conv_input.numel() if transposed else output.numel()) * per_element
         if bias is not None:
             tally.conv_bias_elements += output.numel()
+
+
+def _affine_factor(weight: object, with_affine: int, without: int) -> int:
+    return with_affine if weight is not None else without
+
+
+def fvcore_op_flops(name: str, args: tuple, output: object) -> int:
+    """fvcore's count for one aten op (0 for an op it has no handler for), one multiply-add = one flop.
+
+    The formulas follow fvcore/nn/jit_handles.py (facebookresearch/fvcore): conv and matrix products count their
+    multiply-adds (no bias); eval batch norm 1 per input element, 2 with an affine weight; training-mode batch norm,
+    instance, group and layer norm 4 per input element, 5 with an affine weight; nearest / bilinear upsampling 1 / 4
+    per output element; adaptive average pooling 1 per input element; grid sampling 4 per output element.
+
+    Args:
+        name: Overload-packet name of the aten op (``func.overloadpacket.__name__``).
+        args: Positional arguments of the call.
+        output: What the op returned (a tensor or a tuple whose first item is the result).
+
+    Returns:
+        The flops fvcore attributes to the op.
+    """
+    first = output[0] if isinstance(output, (tuple, list)) else output
+    if name in ('convolution', '_convolution'):
+        conv_input, weight, transposed = args[0], args[1], args[6]
+        positions = conv_input.shape[2:] if transposed else first.shape[2:]
+        return conv_input.shape[0] * math.prod(weight.shape) * math.prod(positions)
+    if name in ('mm', 'addmm'):
+        left, right = (args[0], args[1]) if name == 'mm' else (args[1], args[2])
+        return left.shape[0] * left.shape[1] * right.shape[1]
+    if name == 'bmm':
+        return math.prod(args[0].shape) * args[1].shape[-1]
+    if name == 'native_batch_norm':  # (input, weight, bias, running_mean, running_var, training, momentum, eps)
+        return args[0].numel() * (_affine_factor(args[1], 5, 4) if args[5] else _affine_factor(args[1], 2, 1))
+    if name == '_native_batch_norm_legit_no_training':
+        return args[0].numel() * _affine_factor(args[1], 2, 1)
+    if name == 'native_group_norm':  # (input, weight, bias, N, C, HxW, group, eps)
+        return args[0].numel() * _affine_factor(args[1], 5, 4)
+    if name == 'native_layer_norm':  # (input, normalized_shape, weight, bias, eps)
+        return args[0].numel() * _affine_factor(args[2], 5, 4)
+    if name in ('upsample_nearest2d', 'upsample_bilinear2d', 'grid_sampler_2d'):
+        return first.numel() * (1 if name == 'upsample_nearest2d' else 4)
+    if name == '_adaptive_avg_pool2d':
+        return args[0].numel()
+    if name == 'mean' and _is_global_average_pool(args):
+        return args[0].numel()
+    return 0
+
+
+def _is_global_average_pool(args: tuple) -> bool:
+    """Whether a ``mean`` call is the one ``adaptive_avg_pool2d(x, 1)`` decomposes into: dims [-1, -2], keepdim."""
+    return (len(args) >= 3 and args[0].dim() in (3, 4) and list(args[1] or ()) == [-1, -2] and args[2] is True)
 
 
 def _count_pass(model: nn.Module, inputs: torch.Tensor, excluded: dict[str, nn.Module], shapes_only: bool

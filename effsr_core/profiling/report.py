@@ -29,22 +29,24 @@ def machine_info() -> dict[str, Any]:
 
 
 def build_report(results: Mapping[str, Mapping[str, Any]], ranking: Ranking | None = None,
-                 argv: Sequence[str] | None = None) -> dict[str, Any]:
+                 argv: Sequence[str] | None = None, score: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Collect everything that the JSON file holds.
 
     Args:
         results: Profile results by model name (``effsr_core.profiling.profiler.profile_model``).
         ranking: NTIRE ranking of the results, if computed.
         argv: Command line (default: ``sys.argv``).
+        score: NTIRE 2024-2026 score section (``effsr_core.profiling.scoring.score_models``), if computed.
 
     Returns:
-        A JSON-ready dict with ``machine``, ``command``, ``results`` and ``ranking``.
+        A JSON-ready dict with ``machine``, ``command``, ``results``, ``ranking`` and ``score``.
     """
     return {
         'machine': machine_info(),
         'command': list(sys.argv if argv is None else argv),
         'results': {name: dict(result) for name, result in results.items()},
         'ranking': asdict(ranking) if ranking else None,
+        'score': dict(score) if score else None,
     }
 
 
@@ -82,6 +84,7 @@ TABLE_ROWS: tuple[tuple[str, tuple[str, ...], Callable[[Any], str]], ...] = (
     ('MACs [G]', ('ops', 'counted', 'macs'), _scaled(1e9, 2)),
     ('FLOPs [G] (torch, 2/MAC)', ('ops', 'counted', 'flops'), _scaled(1e9, 2)),
     ('NTIRE FLOPs [G]', ('ops', 'counted', 'ntire_flops'), _scaled(1e9, 2)),
+    ('fvcore FLOPs [G] (1/MAC)', ('ops', 'counted', 'fvcore_flops'), _scaled(1e9, 2)),
     ('activations [M]', ('ops', 'counted', 'activations'), _scaled(1e6, 2)),
     ('#conv', ('ops', 'counted', 'num_conv'), lambda value: f'{value:g}'),
     ('excluded MACs [G]', ('ops', 'excluded'), _per_module(1e9, 2, 'macs')),
@@ -115,7 +118,9 @@ def format_table(results: Mapping[str, Mapping[str, Any]]) -> str:
     notes = ['Ops and runtimes are per output frame (divided by "frames per forward"); excluded sub-modules are '
              'counted apart.',
              'NTIRE FLOPs = conv MACs + conv bias elements + activation-op elements; activations = conv output '
-             'elements.']
+             'elements.',
+             'fvcore FLOPs (NTIRE 2024-2026) = one per multiply-add of the ops fvcore has a handler for (conv, '
+             'linear/matmul, norms, upsampling, adaptive average pool, grid sample); others skipped.']
     methods = {memory['method'] for result in results.values() if (memory := result.get('memory'))}
     notes += [f'Peak memory: {method}.' for method in sorted(methods)]
     return '\n'.join(lines + [''] + notes)
