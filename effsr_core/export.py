@@ -24,11 +24,11 @@ from typing import Sequence
 import torch
 
 from effsr_core import compat
+from effsr_core.command_line import build_network, say
 from effsr_core.exporting import (DEFAULT_OPSET, DEFAULT_TOLERANCE, FORMATS, MAX_OPSET, MIN_OPSET, ExportError,
                                   ExportReport, export_and_verify)
 from effsr_core.profile import parse_frame_size, parse_image_size, parse_positive
-from effsr_core.profiling.models import (ModelBuildError, build_model_from_options, deployed_form, is_video_options,
-                                         load_checkpoint)
+from effsr_core.profiling.models import ModelBuildError, is_video_options
 
 EXAMPLE = ('example:\n'
            '  python -m effsr_core.export -opt options/basicsr/ssl/demo_SSL_BasicVSR_tiny_offline.yml \\\n'
@@ -94,10 +94,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def _input_shape(parser: argparse.ArgumentParser, args: argparse.Namespace, video: bool) -> tuple[int, ...]:
     """(1, c, h, w) or (1, t, c, h, w) from the size options; options of the other kind of model are refused."""
     if video:
@@ -132,18 +128,9 @@ def _check_files(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
 
 def _build(parser: argparse.ArgumentParser, args: argparse.Namespace) -> torch.nn.Module:
     """The network with its checkpoint, in its deployed form when it has one; errors name the option."""
-    try:
-        model = build_model_from_options(args.options)
-    except (FileNotFoundError, ModelBuildError) as error:
-        parser.error(f'argument -opt/--options: {error}')
-    try:
-        load_checkpoint(model, args.checkpoint, args.param_key)
-    except (FileNotFoundError, ModelBuildError) as error:
-        parser.error(f'argument --checkpoint: {error}')
-    deployed = deployed_form(model)
-    if deployed is not None:
-        _say(f'exporting the deployed form ({type(deployed).__name__}, from to_plain())')
-        return deployed
+    model, deployed = build_network(parser, args.options, args.checkpoint, args.param_key)
+    if deployed:
+        say(f'exporting the deployed form ({type(model).__name__}, from to_plain())')
     return model
 
 
@@ -185,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     network = _build(parser, args)
     name = type(network).__name__
     opset = DEFAULT_OPSET if args.opset is None else args.opset
-    _say(f'exporting {name} to {args.format} at {_shape(shape)}, then verifying at that size and a second one')
+    say(f'exporting {name} to {args.format} at {_shape(shape)}, then verifying at that size and a second one')
     try:
         report = export_and_verify(network, shape, args.format, args.output, opset=opset, tolerance=args.tolerance,
                                    seed=args.seed)

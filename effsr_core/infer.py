@@ -23,11 +23,11 @@ from typing import Sequence
 import torch
 
 from effsr_core import compat
+from effsr_core.command_line import build_network, say
 from effsr_core.inference import (DEFAULT_CLIP_OVERLAP, DEFAULT_TILE_OVERLAP, InferenceError, InferenceItem,
                                   InferenceSettings, plan_images, plan_video, run_inference)
 from effsr_core.profile import parse_positive
-from effsr_core.profiling.models import (ModelBuildError, build_model_from_options, deployed_form, is_video_options,
-                                         load_checkpoint)
+from effsr_core.profiling.models import ModelBuildError, is_video_options
 
 EXAMPLE = ('example:\n'
            '  python -m effsr_core.infer -opt options/basicsr/ssl/demo_SSL_BasicVSR_tiny_offline.yml \\\n'
@@ -85,10 +85,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def _refuse(parser: argparse.ArgumentParser, error: InferenceError) -> None:
     parser.error(f'argument {OPTION_OF_SETTING[error.setting]}: {error}')
 
@@ -114,18 +110,9 @@ def _settings(parser: argparse.ArgumentParser, args: argparse.Namespace, video: 
 
 def _build(parser: argparse.ArgumentParser, args: argparse.Namespace) -> torch.nn.Module:
     """The network with its checkpoint, in its deployed form when it has one; errors name the option."""
-    try:
-        model = build_model_from_options(args.options)
-    except (FileNotFoundError, ModelBuildError) as error:
-        parser.error(f'argument -opt/--options: {error}')
-    try:
-        load_checkpoint(model, args.checkpoint, args.param_key)
-    except (FileNotFoundError, ModelBuildError) as error:
-        parser.error(f'argument --checkpoint: {error}')
-    deployed = deployed_form(model)
-    if deployed is not None:
-        _say(f'running the deployed form ({type(deployed).__name__}, from to_plain())')
-        return deployed
+    model, deployed = build_network(parser, args.options, args.checkpoint, args.param_key)
+    if deployed:
+        say(f'running the deployed form ({type(model).__name__}, from to_plain())')
     return model
 
 
@@ -135,7 +122,7 @@ def _count(number: int, noun: str) -> str:
 
 def _report(position: int, total: int, item: InferenceItem, forwards: int, seconds: float) -> None:
     frames = f': {_count(len(item.outputs), "frame")}, {_count(forwards, "forward")}' if len(item.inputs) > 1 else ''
-    _say(f'[{position}/{total}] {item.name}{frames}, {seconds:.2f} s')
+    say(f'[{position}/{total}] {item.name}{frames}, {seconds:.2f} s')
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -164,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = _build(parser, args)
     Path(args.output).mkdir(parents=True, exist_ok=True)
     kind = 'sequence' if video else 'image'
-    _say(f'{_count(len(items), kind)} from {args.input} on {args.device}')
+    say(f'{_count(len(items), kind)} from {args.input} on {args.device}')
     try:
         summary = run_inference(model, items, video, settings, _report)
     except InferenceError as error:

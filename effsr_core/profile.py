@@ -25,9 +25,9 @@ from typing import Sequence
 import torch
 
 from effsr_core import compat
+from effsr_core.command_line import build_network, say
 from effsr_core.profiling.counting import find_excluded_modules
-from effsr_core.profiling.models import (ModelBuildError, build_model_from_options, deployed_form, is_video_options,
-                                         load_checkpoint)
+from effsr_core.profiling.models import ModelBuildError, is_video_options
 from effsr_core.profiling.profiler import ProfileSettings, profile_model
 from effsr_core.profiling.quality import PairedImageFolders, VideoClipFolders
 from effsr_core.profiling.ranking import format_ranking, rank_models
@@ -227,11 +227,6 @@ class ModelPlan:
         return f'{self.size[0]} frames of {frame}' if self.video else frame
 
 
-def _say(message: str) -> None:
-    """One line of progress or warning on stderr (stdout keeps the table)."""
-    print(message, file=sys.stderr, flush=True)
-
-
 def _plan(parser: argparse.ArgumentParser, args: argparse.Namespace, spec: ModelSpec) -> ModelPlan:
     """The input kind, shape and excluded sub-modules of one model, from its options file and the arguments."""
     try:
@@ -255,21 +250,11 @@ def _check_sizes(parser: argparse.ArgumentParser, args: argparse.Namespace, plan
 def _build(parser: argparse.ArgumentParser, args: argparse.Namespace, plan: ModelPlan) -> torch.nn.Module:
     """Build one model and load its checkpoint (then its deployed form when it has ``to_plain()``); argument
     errors name the option."""
-    try:
-        model = build_model_from_options(plan.spec.options)
-    except (FileNotFoundError, ModelBuildError) as error:
-        parser.error(f'argument -opt/--options: {error}')
-    if plan.spec.checkpoint:
-        try:
-            load_checkpoint(model, plan.spec.checkpoint, args.param_key)
-        except (FileNotFoundError, ModelBuildError) as error:
-            parser.error(f'argument --ckpt: {error}')
-    deployed = deployed_form(model)
-    if deployed is not None:  # trained in a re-parameterisable form: measure what deploys
-        model = deployed
-        _say(f'{plan.name}: measured in its deployed form ({type(model).__name__}, from to_plain())')
+    model, deployed = build_network(parser, plan.spec.options, plan.spec.checkpoint, args.param_key, '--ckpt')
+    if deployed:  # trained in a re-parameterisable form: measure what deploys
+        say(f'{plan.name}: measured in its deployed form ({type(model).__name__}, from to_plain())')
     if args.exclude and not find_excluded_modules(model, plan.exclude):
-        _say(f'warning: --exclude {" ".join(plan.exclude)} matches no sub-module of {plan.name}')
+        say(f'warning: --exclude {" ".join(plan.exclude)} matches no sub-module of {plan.name}')
     return model
 
 
@@ -282,8 +267,8 @@ def _measure(args: argparse.Namespace, plan: ModelPlan, model: torch.nn.Module,
                                test_y_channel=args.test_y_channel)
     inputs = torch.rand(plan.shape, generator=generator).to(args.device)
     result = profile_model(model, inputs, settings, dataset,
-                           progress=lambda step, index, total: _say(f'[{position}] {plan.name}: {step} '
-                                                                    f'({index}/{total})'))
+                           progress=lambda step, index, total: say(f'[{position}] {plan.name}: {step} '
+                                                                   f'({index}/{total})'))
     return {'checkpoint': plan.spec.checkpoint, **result}
 
 
@@ -309,11 +294,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     datasets = {video: _make_dataset(parser, args, video) for video in {plan.video for plan in plans}}
     models = []
     for number, plan in enumerate(plans, 1):
-        _say(f'[{number}/{len(plans)}] {plan.name}: building')
+        say(f'[{number}/{len(plans)}] {plan.name}: building')
         models.append(_build(parser, args, plan))
         if args.dataset_gt is not None and not plan.spec.checkpoint:
-            _say(f'warning: {plan.name} has no checkpoint (--ckpt): its PSNR/SSIM are those of a randomly '
-                 f'initialised network')
+            say(f'warning: {plan.name} has no checkpoint (--ckpt): its PSNR/SSIM are those of a randomly '
+                f'initialised network')
     generator = torch.Generator().manual_seed(0)
     results = {plan.name: _measure(args, plan, model, datasets[plan.video], f'{number}/{len(plans)}', generator)
                for number, (plan, model) in enumerate(zip(plans, models), 1)}

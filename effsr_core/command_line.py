@@ -1,0 +1,33 @@
+"""Pieces shared by the command lines that build a network from options and a checkpoint (``effsr_core.profile``,
+``effsr_core.infer``, ``effsr_core.export``)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from torch import nn
+
+from effsr_core.profiling.models import ModelBuildError, build_model_from_options, deployed_form, load_checkpoint
+
+
+def say(message: str) -> None:
+    """One line of progress or warning on stderr (stdout keeps the command's result)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def build_network(parser: argparse.ArgumentParser, options: str, checkpoint: str | None, param_key: str | None,
+                  checkpoint_option: str = '--checkpoint') -> tuple[nn.Module, bool]:
+    """The network of ``options`` with ``checkpoint`` loaded (none: random weights), in its deployed form when it
+    has ``to_plain()``; returns it and whether it is that deployed form. Errors exit through ``parser.error``,
+    naming -opt/--options or ``checkpoint_option``."""
+    try:
+        model = build_model_from_options(options)
+    except (FileNotFoundError, ModelBuildError) as error:
+        parser.error(f'argument -opt/--options: {error}')
+    if checkpoint:
+        try:
+            load_checkpoint(model, checkpoint, param_key)
+        except (FileNotFoundError, ModelBuildError) as error:
+            parser.error(f'argument {checkpoint_option}: {error}')
+    deployed = deployed_form(model)
+    return (model, False) if deployed is None else (deployed, True)
