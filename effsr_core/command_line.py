@@ -15,6 +15,18 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def add_network_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The 'network' group: -opt/--options, --checkpoint and --param-key (returned for more arguments)."""
+    group = parser.add_argument_group('network')
+    group.add_argument('-opt', '--options', required=True, metavar='OPTIONS',
+                       help='BasicSR options YAML (network_g) or MMagic config .py (model.generator)')
+    group.add_argument('--checkpoint', required=True, metavar='CKPT',
+                       help='weights: a BasicSR or MMagic checkpoint, or a bare state dict')
+    group.add_argument('--param-key', metavar='KEY',
+                       help='checkpoint entry to load (default: params_ema, params or state_dict)')
+    return group
+
+
 def build_network(parser: argparse.ArgumentParser, options: str, checkpoint: str | None, param_key: str | None,
                   checkpoint_option: str = '--checkpoint') -> tuple[nn.Module, bool]:
     """The network of ``options`` with ``checkpoint`` loaded (none: random weights), in its deployed form when it

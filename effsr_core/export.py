@@ -24,7 +24,7 @@ from typing import Sequence
 import torch
 
 from effsr_core import compat
-from effsr_core.command_line import build_network, say
+from effsr_core.command_line import add_network_arguments, build_network, say
 from effsr_core.exporting import (DEFAULT_OPSET, DEFAULT_TOLERANCE, FORMATS, MAX_OPSET, MIN_OPSET, ExportError,
                                   ExportReport, export_and_verify)
 from effsr_core.profile import parse_frame_size, parse_image_size, parse_positive
@@ -62,13 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the export CLI."""
     parser = argparse.ArgumentParser(prog='python -m effsr_core.export', description=__doc__.split('\n')[0],
                                      epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    model = parser.add_argument_group('network')
-    model.add_argument('-opt', '--options', required=True, metavar='OPTIONS',
-                       help='BasicSR options YAML (network_g) or MMagic config .py (model.generator)')
-    model.add_argument('--checkpoint', required=True, metavar='CKPT',
-                       help='weights: a BasicSR or MMagic checkpoint, or a bare state dict')
-    model.add_argument('--param-key', metavar='KEY',
-                       help='checkpoint entry to load (default: params_ema, params or state_dict)')
+    add_network_arguments(parser)
 
     target = parser.add_argument_group('file')
     target.add_argument('--format', required=True, choices=FORMATS,

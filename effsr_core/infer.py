@@ -23,7 +23,7 @@ from typing import Sequence
 import torch
 
 from effsr_core import compat
-from effsr_core.command_line import build_network, say
+from effsr_core.command_line import add_network_arguments, build_network, say
 from effsr_core.inference import (DEFAULT_CLIP_OVERLAP, DEFAULT_TILE_OVERLAP, InferenceError, InferenceItem,
                                   InferenceSettings, plan_images, plan_video, run_inference)
 from effsr_core.profile import parse_positive
@@ -50,13 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the inference CLI."""
     parser = argparse.ArgumentParser(prog='python -m effsr_core.infer', description=__doc__.split('\n')[0],
                                      epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    model = parser.add_argument_group('network')
-    model.add_argument('-opt', '--options', required=True, metavar='OPTIONS',
-                       help='BasicSR options YAML (network_g) or MMagic config .py (model.generator)')
-    model.add_argument('--checkpoint', required=True, metavar='CKPT',
-                       help='weights: a BasicSR or MMagic checkpoint, or a bare state dict')
-    model.add_argument('--param-key', metavar='KEY',
-                       help='checkpoint entry to load (default: params_ema, params or state_dict)')
+    model = add_network_arguments(parser)
     model.add_argument('--device', choices=('cpu', 'cuda'), default='cpu',
                        help='device the network runs on (default cpu; cuda must be available)')
 
