@@ -28,8 +28,7 @@ from pathlib import Path
 
 import torch
 import yaml
-from training_runs import (REPO, evaluated, image_quality, prepare_workdir, run, seed_summary, train_seconds,
-                           write_report_files)
+from training_runs import REPO, evaluated, image_quality, prepare_workdir, run, seed_summary, write_report_files
 
 RESULTS = Path(__file__).parent / 'results'
 TEACHER_OPTIONS = REPO / 'options/basicsr/memsr/demo_EDSR_teacher_x4_offline.yml'
@@ -121,8 +120,7 @@ def main(argv=None) -> None:
     teacher_opt = teacher_options(args.teacher_iters)
     teacher = run(workdir, teacher_opt)
     references = {'bicubic': bicubic_reference(),
-                  'teacher': {'train_seconds': train_seconds(workdir, 'teacher'),
-                              **evaluated(workdir, 'teacher', teacher, image_quality)}}
+                  'teacher': evaluated(workdir, 'teacher', teacher, image_quality)}
     print(f'[{time.time() - started:.0f}s] references: {references}', flush=True)
     results = {variant: [] for variant in VARIANTS}
     for seed in args.seeds:  # seed-major, so that an interrupted run still covers every variant
@@ -130,8 +128,7 @@ def main(argv=None) -> None:
         for variant in VARIANTS:
             opt = student_options(variant, distill_options, seed, args.iters)
             checkpoint = run(workdir, opt)
-            results[variant].append({'seed': seed, 'train_seconds': train_seconds(workdir, opt['name']),
-                                     **evaluated(workdir, opt['name'], checkpoint, image_quality)})
+            results[variant].append({'seed': seed, **evaluated(workdir, opt['name'], checkpoint, image_quality)})
             print(f'[{time.time() - started:.0f}s] {variant} seed {seed}: {results[variant][-1]}', flush=True)
             report = write_report(Path(args.out), results, references, args, time.time() - started)
     print(markdown(report))

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import torch
 import yaml
-from training_runs import (REPO, VAL_CLIPS, evaluated, prepare_workdir, run, seed_summary, train_seconds,
-                           video_quality, write_report_files)
+from training_runs import (REPO, VAL_CLIPS, evaluated, prepare_workdir, run, seed_summary, video_quality,
+                           write_report_files)
 
 RESULTS = Path(__file__).parent / 'results'
 TEMPLATE = REPO / 'options/basicsr/multigrid/demo_multigrid_BasicVSR_tiny_offline.yml'
@@ -117,8 +117,7 @@ def main(argv=None) -> None:
         for variant in args.variants:
             opt = variant_options(variant, seed, args.iters)
             checkpoint = run(workdir, opt)
-            results[variant].append({'seed': seed, 'train_seconds': train_seconds(workdir, opt['name']),
-                                     **evaluated(workdir, opt['name'], checkpoint, evaluate)})
+            results[variant].append({'seed': seed, **evaluated(workdir, opt['name'], checkpoint, evaluate)})
             print(f'[{time.time() - started:.0f}s] {variant} seed {seed}: {results[variant][-1]}', flush=True)
             report = write_report(Path(args.out), results, reference, args, time.time() - started)
     print(markdown(report))

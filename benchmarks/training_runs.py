@@ -54,11 +54,12 @@ def train_seconds(workdir: Path, name: str) -> float | None:
 
 
 def evaluated(workdir: Path, name: str, checkpoint: Path, evaluate: Callable[[Path, Path], dict]) -> dict:
-    """``evaluate(checkpoint, options)`` of a finished run, kept next to its options so that a re-run reuses it."""
+    """``evaluate(checkpoint, options)`` of a finished run, kept next to its options so that a re-run reuses it,
+    with the run's ``train_seconds``."""
     cached = workdir / f'{name}.result.json'
     if not cached.exists():
         cached.write_text(json.dumps(evaluate(checkpoint, workdir / f'{name}.yml')))
-    return json.loads(cached.read_text())
+    return {'train_seconds': train_seconds(workdir, name), **json.loads(cached.read_text())}
 
 
 def video_quality(checkpoint: Path, options_path: Path, max_frames: int | None = None) -> tuple[torch.nn.Module, dict]:
