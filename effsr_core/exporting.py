@@ -249,16 +249,25 @@ def export_torchscript(network: nn.Module, program: nn.Module, example: torch.Te
         raise ExportError(f'TorchScript export of {type(network).__name__} failed: {_first_line(error)}') from None
 
 
-def _onnx_runner(path: str) -> tuple[Callable[[torch.Tensor], np.ndarray], str]:
+def onnxruntime_session(path: str, threads: int):
+    """An ONNX Runtime CPU session of the file at ``path`` with every graph optimisation and ``threads`` intra-op
+    threads; its log is silenced (a failure is reported once, as ``ExportError``)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.log_severity_level = 4  # fatal only: a failing run is reported once, as ExportError
-    options.intra_op_num_threads = torch.get_num_threads()
+    options.log_severity_level = 4
+    options.intra_op_num_threads = threads
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     try:
-        session = onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+        return onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])
     except Exception as error:
         raise ExportError(f'ONNX Runtime cannot load the exported file: {_first_line(error)}') from None
+
+
+def _onnx_runner(path: str) -> tuple[Callable[[torch.Tensor], np.ndarray], str]:
+    import onnxruntime
+
+    session = onnxruntime_session(path, torch.get_num_threads())
 
     def run(x: torch.Tensor) -> np.ndarray:
         return session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0]

@@ -4,7 +4,8 @@ Usage::
 
     python -m effsr_core.profile -opt A.yml [--ckpt A.pth] [--name A] [-opt B.py ...] [--model NAME=OPTIONS[:CKPT]]
         [--input-size 3x256x256 | --lr-size 180x320 --frames 10] [--video | --image] [--exclude spynet]
-        [--device cpu|cuda] [--runtime-trials 3] [--runtime-repeats 1] [--warmup 1] [--threads N]
+        [--device cpu|cuda] [--backend eager|torchscript|onnxruntime|openvino]
+        [--runtime-trials 3] [--runtime-repeats 1] [--warmup 1] [--threads N]
         [--skip memory runtime] [--dataset-gt DIR --dataset-lq DIR [--dataset-template {}x4]
         [--dataset-clips 000 011] [--dataset-frames N]] [--crop-border 4] [--test-y-channel] [--allow-mixed-sizes]
         [--score ntire2024|ntire2025|ntire2026 [--score-baseline NAME]] [--json out.json]
@@ -13,6 +14,8 @@ Video models (a BasicSR ``model_type`` deriving from VideoBaseModel, an MMagic `
 ``--video``) get a
 (1, frames, c, h, w) input and report per-frame numbers with the sub-modules named ``spynet`` counted apart. Models
 given different input sizes are ranked together only with ``--allow-mixed-sizes``; progress lines go to stderr.
+``--backend`` times the networks (and measures their memory) under TorchScript, ONNX Runtime or OpenVINO instead of
+PyTorch eager; every network is converted and checked against eager before the first measurement.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ import torch
 
 from effsr_core import compat
 from effsr_core.command_line import build_network, say
+from effsr_core.profiling.backends import BACKENDS, BackendError, CompiledNetwork, check_backend, compile_network
 from effsr_core.profiling.counting import find_excluded_modules
 from effsr_core.profiling.models import ModelBuildError, is_video_options
 from effsr_core.profiling.profiler import ProfileSettings, profile_model
@@ -134,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
                               f'models, none for image models; no name: count everything together)')
     measure.add_argument('--device', choices=('cpu', 'cuda'), default='cuda' if torch.cuda.is_available() else 'cpu',
                          help='device the models run on (default: cuda when available, else cpu)')
+    measure.add_argument('--backend', choices=BACKENDS, default='eager',
+                         help='what runs the timed and memory forwards (default eager; onnxruntime and openvino: '
+                              'CPU only, through the ONNX export); counts and PSNR always use PyTorch')
     measure.add_argument('--runtime-trials', type=parse_positive, default=3, metavar='N',
                          help='best of N trials (default 3)')
     measure.add_argument('--runtime-repeats', type=parse_positive, default=1, metavar='N',
@@ -191,6 +198,9 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     if args.score_baseline is not None and args.score_baseline not in names:
         parser.error(f'argument --score-baseline: no profiled model is named {args.score_baseline!r} '
                      f'(models: {", ".join(names)})')
+    problem = check_backend(args.backend, args.device)
+    if problem:
+        parser.error(f'argument --backend: {problem}')
     if args.score is not None and 'runtime' in args.skip:
         parser.error('argument --score: the score needs the runtime; do not pass --skip runtime')
 
@@ -258,15 +268,23 @@ def _build(parser: argparse.ArgumentParser, args: argparse.Namespace, plan: Mode
     return model
 
 
-def _measure(args: argparse.Namespace, plan: ModelPlan, model: torch.nn.Module,
-             dataset: PairedImageFolders | VideoClipFolders | None, position: str, generator: torch.Generator) -> dict:
-    """Profile one built model on a random input of its shape; ``position`` ('n/N') prefixes the progress lines."""
+def _compile(parser: argparse.ArgumentParser, args: argparse.Namespace, plan: ModelPlan, model: torch.nn.Module,
+             inputs: torch.Tensor) -> CompiledNetwork:
+    """The model prepared for --backend on its input; a model that cannot run there stops the run (one line)."""
+    try:
+        return compile_network(model.to(inputs.device), inputs, args.backend)
+    except BackendError as error:
+        parser.error(f'argument --backend: {plan.name}: {error}')
+
+
+def _measure(args: argparse.Namespace, plan: ModelPlan, model: torch.nn.Module, compiled: CompiledNetwork,
+             inputs: torch.Tensor, dataset: PairedImageFolders | VideoClipFolders | None, position: str) -> dict:
+    """Profile one built model on its random input; ``position`` ('n/N') prefixes the progress lines."""
     settings = ProfileSettings(exclude=plan.exclude, measure_memory='memory' not in args.skip,
                                measure_runtime='runtime' not in args.skip, trials=args.runtime_trials,
                                repeats=args.runtime_repeats, warmup=args.warmup, crop_border=args.crop_border,
-                               test_y_channel=args.test_y_channel)
-    inputs = torch.rand(plan.shape, generator=generator).to(args.device)
-    result = profile_model(model, inputs, settings, dataset,
+                               test_y_channel=args.test_y_channel, backend=args.backend)
+    result = profile_model(model, inputs, settings, dataset, compiled=compiled,
                            progress=lambda step, index, total: say(f'[{position}] {plan.name}: {step} '
                                                                    f'({index}/{total})'))
     return {'checkpoint': plan.spec.checkpoint, **result}
@@ -300,8 +318,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             say(f'warning: {plan.name} has no checkpoint (--ckpt): its PSNR/SSIM are those of a randomly '
                 f'initialised network')
     generator = torch.Generator().manual_seed(0)
-    results = {plan.name: _measure(args, plan, model, datasets[plan.video], f'{number}/{len(plans)}', generator)
-               for number, (plan, model) in enumerate(zip(plans, models), 1)}
+    inputs = [torch.rand(plan.shape, generator=generator).to(args.device) for plan in plans]
+    if args.backend != 'eager':
+        say(f'converting {len(plans)} model{"s" * (len(plans) != 1)} for {args.backend}')
+    compiled = [_compile(parser, args, plan, model, x) for plan, model, x in zip(plans, models, inputs)]
+    results = {}
+    for number, (plan, model, network, x) in enumerate(zip(plans, models, compiled, inputs), 1):
+        try:
+            results[plan.name] = _measure(args, plan, model, network, x, datasets[plan.video],
+                                          f'{number}/{len(plans)}')
+        except BackendError as error:  # a compiled network whose results differ from eager's
+            parser.error(f'argument --backend: {plan.name}: {error}')
     print(format_table(results))
     ranking = rank_models(results) if len(results) > 1 else None
     if ranking:

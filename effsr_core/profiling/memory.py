@@ -9,11 +9,21 @@ buffers and input; every storage an operator returns (found with a ``TorchDispat
 appears and removed when it is freed (a ``weakref.finalize`` on the storage, whose Python object lives exactly as
 long as the storage). Not included: scratch buffers an operator allocates and frees internally (im2col, oneDNN
 workspaces), allocator rounding and caching, and growth of an existing storage by ``resize_``.
+
+A network compiled for another backend on the CPU (TorchScript, ONNX Runtime, OpenVINO: ``profiling.backends``)
+allocates outside torch's storages, so there the peak is the growth of the process's resident memory during its
+first forward (Linux: the high-water mark ``VmHWM`` reset through ``/proc/self/clear_refs``, minus ``VmRSS`` before
+the forward). That counts everything the forward touches for the first time, the backend's arena and scratch
+buffers included, but not the weights and input loaded before; memory the process freed earlier and reuses is not
+counted either, so it is a lower bound in a process that ran other networks first.
 """
 from __future__ import annotations
 
+import re
 import weakref
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -23,6 +33,11 @@ from torch.utils._pytree import tree_leaves
 CUDA_METHOD = 'torch.cuda.max_memory_allocated during the forward (includes weights and input)'
 CPU_METHOD = ('peak total bytes of live tensor storages during the forward: parameters + buffers + input + every '
               'storage returned by an aten op until freed; op-internal scratch memory is not seen')
+RESIDENT_METHOD = ('growth of the process resident memory (VmHWM after minus VmRSS before) during the first forward '
+                   'of the compiled network: working memory, weights and input excluded')
+PROC_STATUS, CLEAR_REFS = Path('/proc/self/status'), Path('/proc/self/clear_refs')
+#: Writing this to clear_refs resets the peak resident set size (VmHWM) to the current one (Linux >= 4.0).
+RESET_PEAK_RSS = '5'
 
 
 @dataclass(frozen=True)
@@ -82,25 +97,62 @@ class LiveStorageTracker(TorchDispatchMode):
         return output
 
 
-def measure_peak_memory(model: nn.Module, inputs: torch.Tensor) -> MemoryResult:
-    """Peak memory of one ``model(inputs)`` under ``torch.no_grad()`` (CUDA allocator peak, or CPU live storages).
+def _status_kib(field: str) -> int:
+    match = re.search(rf'^{field}:\s+(\d+) kB', PROC_STATUS.read_text(), re.MULTILINE)
+    if match is None:
+        raise OSError(f'{PROC_STATUS} has no {field}')
+    return int(match.group(1))
+
+
+def resident_peak_supported() -> bool:
+    """Whether this process can reset and read its peak resident memory (Linux with a writable clear_refs)."""
+    try:
+        CLEAR_REFS.write_text(RESET_PEAK_RSS)
+        _status_kib('VmHWM')
+    except OSError:
+        return False
+    return True
+
+
+def measure_resident_growth(forward: Callable[[torch.Tensor], Any], inputs: torch.Tensor) -> MemoryResult | None:
+    """Growth of the peak resident memory during one ``forward(inputs)`` (see the module docstring); None where the
+    peak cannot be reset (not Linux, or clear_refs not writable)."""
+    if not resident_peak_supported():
+        return None
+    before = _status_kib('VmRSS')
+    CLEAR_REFS.write_text(RESET_PEAK_RSS)
+    with torch.no_grad():
+        forward(inputs)
+    peak = _status_kib('VmHWM')
+    return MemoryResult(max(peak - before, 0) * 1024, str(inputs.device), RESIDENT_METHOD)
+
+
+def measure_peak_memory(model: nn.Module, inputs: torch.Tensor,
+                        compiled: Callable[[torch.Tensor], Any] | None = None) -> MemoryResult | None:
+    """Peak memory of one forward under ``torch.no_grad()``: CUDA allocator peak, CPU live storages for the eager
+    network, or CPU resident-memory growth for a compiled one.
 
     Args:
         model: The network, already on the device of ``inputs``; switched to eval mode here.
         inputs: The input batch.
+        compiled: The network compiled for another backend, measured instead of ``model``'s eager forward.
 
     Returns:
-        The peak in bytes, the device and a description of the measure.
+        The peak in bytes, the device and a description of the measure; None when a compiled network's peak cannot
+        be measured here.
     """
     model.eval()
     device = inputs.device
+    forward = model if compiled is None else compiled
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         with torch.no_grad():
-            model(inputs)
+            forward(inputs)
         torch.cuda.synchronize(device)
         return MemoryResult(torch.cuda.max_memory_allocated(device), str(device), CUDA_METHOD)
+    if compiled is not None:
+        return measure_resident_growth(compiled, inputs)
     tracker = LiveStorageTracker()
     for tensor in (*model.parameters(), *model.buffers(), inputs):
         tracker.track(tensor)

@@ -89,6 +89,7 @@ TABLE_ROWS: tuple[tuple[str, tuple[str, ...], Callable[[Any], str]], ...] = (
     ('#conv', ('ops', 'counted', 'num_conv'), lambda value: f'{value:g}'),
     ('excluded MACs [G]', ('ops', 'excluded'), _per_module(1e9, 2, 'macs')),
     ('ops counted on', ('ops', 'counted_on'), str),
+    ('backend', ('backend', 'name'), str),
     ('peak memory [MiB]', ('memory', 'peak_bytes'), _scaled(2 ** 20, 2)),
     ('runtime best [ms]', ('runtime', 'best_ms'), _scaled(1, 2)),
     ('runtime median [ms]', ('runtime', 'median_ms'), _scaled(1, 2)),
@@ -123,4 +124,11 @@ def format_table(results: Mapping[str, Mapping[str, Any]]) -> str:
              'linear/matmul, norms, upsampling, adaptive average pool, grid sample); others skipped.']
     methods = {memory['method'] for result in results.values() if (memory := result.get('memory'))}
     notes += [f'Peak memory: {method}.' for method in sorted(methods)]
+    backends: dict[str, float] = {}
+    for result in results.values():
+        if (backend := result.get('backend')) and backend['name'] != 'eager':
+            backends[backend['description']] = max(backends.get(backend['description'], 0.0),
+                                                   backend['max_relative_difference'])
+    notes += [f'Backend: {description}; largest max |difference| / max |output| from eager {difference:.1e}.'
+              for description, difference in sorted(backends.items())]
     return '\n'.join(lines + [''] + notes)

@@ -10,10 +10,9 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
-from torch import nn
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,11 @@ def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == 'cuda' else cpu_model_name()
 
 
-def time_forward_ms(model: nn.Module, inputs: torch.Tensor) -> float:
+#: A network's forward: an eval-mode module, or a network compiled for another backend (``profiling.backends``).
+Forward = Callable[[torch.Tensor], Any]
+
+
+def time_forward_ms(model: Forward, inputs: torch.Tensor) -> float:
     """Wall time of one forward in milliseconds (waits for the GPU to finish)."""
     if inputs.device.type == 'cuda':
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -71,12 +74,12 @@ def time_forward_ms(model: nn.Module, inputs: torch.Tensor) -> float:
     return (time.perf_counter() - start_time) * 1000.0
 
 
-def measure_runtime(model: nn.Module, inputs: torch.Tensor, trials: int = 3, repeats: int = 1, warmup: int = 1,
+def measure_runtime(model: Forward, inputs: torch.Tensor, trials: int = 3, repeats: int = 1, warmup: int = 1,
                     frames: int = 1) -> RuntimeResult:
     """Time inference forwards of ``model`` on ``inputs`` under ``torch.no_grad()``.
 
     Args:
-        model: The network, already on the device of ``inputs``; switched to eval mode here.
+        model: The network's forward, in eval mode and on the device of ``inputs``.
         inputs: The input batch.
         trials: Number of trials; the best trial is reported (NTIRE uses 3).
         repeats: Timed forwards per trial.
@@ -88,7 +91,6 @@ def measure_runtime(model: nn.Module, inputs: torch.Tensor, trials: int = 3, rep
     """
     if trials < 1 or repeats < 1 or warmup < 0:
         raise ValueError(f'Need trials >= 1, repeats >= 1 and warmup >= 0; got {trials}, {repeats}, {warmup}.')
-    model.eval()
     with torch.no_grad():
         for _ in range(warmup):
             time_forward_ms(model, inputs)
@@ -100,7 +102,7 @@ def measure_runtime(model: nn.Module, inputs: torch.Tensor, trials: int = 3, rep
                          device_name=device_name(inputs.device))
 
 
-def interleaved_runtimes(modules: Mapping[Any, nn.Module], inputs: torch.Tensor, rounds: int,
+def interleaved_runtimes(modules: Mapping[Any, Forward], inputs: torch.Tensor, rounds: int,
                          frames: int = 1) -> dict[Any, dict[str, Any]]:
     """Time several networks on the same input in interleaved rounds (round r runs each once, after one untimed
     warm-up forward each), so that a machine busier at one moment slows every network alike.

@@ -12,7 +12,6 @@ so the result differs from the dense forward by float rounding only.
 """
 from __future__ import annotations
 
-from typing import List
 
 import torch
 from torch import Tensor, nn
@@ -155,25 +154,27 @@ class ScriptableBasicVSR(nn.Module):
         else:  # no flow: and ONNX Reshape would read the 0 of (b, 0, 2, h, w) as 'keep this axis'
             flows_to_previous = lqs.new_zeros([b, 0, 2, h, w])
             flows_to_next = flows_to_previous
-        backward_feats: List[Tensor] = []
+        # Frames go into preallocated tensors (in-place slice writes), not Python lists: lists become ONNX
+        # sequences carried through Loop, which OpenVINO's ONNX frontend does not accept.
+        backward_feats = lqs.new_zeros([b, t if self.bidirectional else 0, self.backward_trunk.width, h, w])
         if self.bidirectional:
             feat = self.backward_trunk(torch.cat([lqs[:, t - 1], lqs.new_zeros([b, self.backward_trunk.width, h, w])],
                                                  dim=1))
-            backward_feats.append(feat)
+            backward_feats[:, t - 1] = feat
             for step in range(1, t):
                 i = t - 1 - step
                 feat = scripted_flow_warp(feat, flows_to_next[:, i].permute(0, 2, 3, 1), 'zeros')
                 feat = self.backward_trunk(torch.cat([lqs[:, i], feat], dim=1))
-                backward_feats.append(feat)
+                backward_feats[:, i] = feat
         feat = lqs.new_zeros([b, self.forward_trunk.width, h, w])
-        outputs: List[Tensor] = []
+        outputs = lqs.new_zeros([b, t, self.conv_last.out_channels, 4 * h, 4 * w])
         for i in range(t):
             if i > 0:
                 feat = scripted_flow_warp(feat, flows_to_previous[:, i - 1].permute(0, 2, 3, 1), 'zeros')
             feat = self.forward_trunk(torch.cat([lqs[:, i], feat], dim=1))
-            fused = torch.cat([backward_feats[t - 1 - i], feat], dim=1) if self.bidirectional else feat
-            outputs.append(self._reconstruct(fused, lqs[:, i]))
-        return torch.stack(outputs, dim=1)
+            fused = torch.cat([backward_feats[:, i], feat], dim=1) if self.bidirectional else feat
+            outputs[:, i] = self._reconstruct(fused, lqs[:, i])
+        return outputs
 
 
 def scriptable_basicvsr(network: nn.Module) -> ScriptableBasicVSR:

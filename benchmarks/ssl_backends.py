@@ -1,0 +1,236 @@
+"""SSL efficiency per runtime backend: full-size BasicVSR vs SSL-pruned networks at LR 180x320, one run, interleaved.
+
+Networks (``ssl_efficiency.build_networks``, seeded random weights): the dense BasicVSR, SSL ``min_global`` plans at
+ratios 0.3 / 0.5 / 0.7 with kept counts unrounded or rounded to 8 / 16, and BasicVSR-lite 32 / 40 (dense networks of
+about the MACs of SSL 0.7 and SSL 0.5). Backends (``effsr_core.profiling.backends``): PyTorch eager in NCHW and in
+channels-last, TorchScript (frozen), ONNX Runtime and OpenVINO (through the verified ONNX export; the recurrent
+network is exported through its scriptable form, so SpyNet and the frame loops are inside the file). Each compiled
+network is checked against eager on the benchmark input first (max |difference| / max |output| <= 1e-4).
+
+Unlike ``ssl_efficiency.py``, the whole network runs (SpyNet included: ONNX files hold it), so speed-ups are
+compared with the MAC reduction including SpyNet's MACs; the paper's reduction without SpyNet is listed too.
+Every (network, backend) pair is timed in the same process in ``--rounds`` interleaved rounds (round r runs each once)
+and the median is reported. Targets (issue 8) at ratio 0.5, under each network's best backend (best-vs-best):
+speed-up >= 0.85 x MAC reduction, and the compact network's ms per GMAC <= 1.05 x that of the dense network of
+equal MACs (BasicVSR-lite 40). Where the time goes: per-op-type time of the dense, SSL 0.5 and lite networks under
+the best backend (torch.profiler, ONNX Runtime's profiler or OpenVINO's performance counters).
+
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/ssl_backends.py   # writes benchmarks/results/ssl_backends_cpu.*
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from effsr_core.profiling.backends import BACKENDS, check_against_eager, check_backend, compile_network
+from effsr_core.profiling.counting import count_ops
+from effsr_core.profiling.report import machine_info
+from effsr_core.profiling.timing import interleaved_runtimes
+from ssl_efficiency import DENSE, build_networks
+
+RESULTS = Path(__file__).parent / 'results'
+EAGER_CHANNELS_LAST = 'eager channels-last'
+TARGET_RATIO, TARGET_SPEEDUP_SHARE, TARGET_PER_GMAC = 0.5, 0.85, 1.05
+EQUAL_MACS = {'SSL 0.5': 'BasicVSR-lite 40', 'SSL 0.7': 'BasicVSR-lite 32'}
+
+
+def backend_names(available: list[str]) -> list[str]:
+    """'eager', 'eager channels-last', then the other backends that run here."""
+    return ['eager', EAGER_CHANNELS_LAST, *(name for name in available if name != 'eager')]
+
+
+def compiled_forms(net: nn.Module, lqs: torch.Tensor, backends: list[str]) -> dict[str, tuple]:
+    """Per backend: (forward, description, max relative difference from eager)."""
+    forms = {}
+    for backend in backends:
+        if backend == EAGER_CHANNELS_LAST:
+            twin = type(net)(**net.config, plan=net.plan).eval()
+            twin.load_state_dict(net.state_dict())
+            twin = twin.to(memory_format=torch.channels_last)
+            with torch.no_grad():
+                difference = float((twin(lqs) - net(lqs)).abs().max() / net(lqs).abs().max())
+            forms[backend] = (twin, 'PyTorch eager, channels-last weights', difference)
+            continue
+        compiled = compile_network(net, lqs, backend)
+        difference = check_against_eager(net, compiled, lqs) if backend != 'eager' else 0.0
+        forms[backend] = (compiled, compiled.description, difference)
+    return forms
+
+
+def op_profile(backend: str, net: nn.Module, lqs: torch.Tensor) -> dict[str, float]:
+    """Milliseconds per op type in one forward under ``backend`` (its own profiler), largest first."""
+    times: dict[str, float] = collections.defaultdict(float)
+    if backend in ('eager', EAGER_CHANNELS_LAST):
+        from torch.profiler import ProfilerActivity, profile
+        module = net.to(memory_format=torch.channels_last) if backend == EAGER_CHANNELS_LAST else net
+        with torch.no_grad():
+            module(lqs)
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                module(lqs)
+        for event in prof.key_averages():
+            times[event.key] += event.self_cpu_time_total / 1000
+    elif backend == 'onnxruntime':
+        import onnxruntime
+        from effsr_core.exporting import DEFAULT_OPSET, export_onnx, export_program
+        with tempfile.TemporaryDirectory() as folder:
+            path = f'{folder}/net.onnx'
+            export_onnx(net, export_program(net)[0], lqs, path, DEFAULT_OPSET)
+            options = onnxruntime.SessionOptions()
+            options.enable_profiling, options.profile_file_prefix = True, f'{folder}/prof'
+            options.intra_op_num_threads = torch.get_num_threads()
+            options.log_severity_level = 4
+            session = onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+            session.run(None, {session.get_inputs()[0].name: lqs.numpy()})
+            trace = json.loads(Path(session.end_profiling()).read_text())
+        for event in trace:
+            if event.get('cat') == 'Node' and event['name'].endswith('_kernel_time'):
+                times[event['args']['op_name']] += event['dur'] / 1000 / 2  # two runs: warm-up and profiled
+    elif backend == 'openvino':
+        import openvino
+        from effsr_core.exporting import DEFAULT_OPSET, export_onnx, export_program
+        with tempfile.TemporaryDirectory() as folder:
+            path = f'{folder}/net.onnx'
+            export_onnx(net, export_program(net)[0], lqs, path, DEFAULT_OPSET)
+            core = openvino.Core()
+            compiled = core.compile_model(core.read_model(path), 'CPU', {
+                'INFERENCE_PRECISION_HINT': 'f32', 'INFERENCE_NUM_THREADS': torch.get_num_threads(),
+                'PERF_COUNT': True})
+        request = compiled.create_infer_request()
+        request.infer([lqs.numpy()])
+        request.infer([lqs.numpy()])
+        for info in request.profiling_info:
+            times[info.node_type] += info.real_time.total_seconds() * 1000
+    else:  # torchscript: no per-op timer outside the profiling executor
+        return {}
+    return dict(sorted(((name, ms) for name, ms in times.items() if ms > 0), key=lambda item: -item[1]))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--lr-size', default='180x320')
+    parser.add_argument('--frames', type=int, default=2)
+    parser.add_argument('--ratios', type=float, nargs='+', default=[0.3, 0.5, 0.7])
+    parser.add_argument('--round-to', type=lambda v: None if v == 'none' else int(v), nargs='+',
+                        default=[None, 8, 16])
+    parser.add_argument('--lite-feat', type=int, nargs='*', default=[32, 40])
+    parser.add_argument('--backends', nargs='+', choices=BACKENDS, default=list(BACKENDS))
+    parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument('--quick', action='store_true', help='a small smoke run (not for the results)')
+    parser.add_argument('--out', default=str(RESULTS / 'ssl_backends_cpu'))
+    args = parser.parse_args(argv)
+    args.group_scores = ['sum']
+    if args.quick:
+        args.lr_size, args.rounds, args.ratios, args.round_to, args.lite_feat = '32x48', 2, [0.5], [None, 16], [40]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    unavailable = {name: problem for name in args.backends if (problem := check_backend(name, 'cpu'))}
+    backends = backend_names([name for name in args.backends if name not in unavailable])
+    h, w = (int(v) for v in args.lr_size.split('x'))
+    lqs = torch.rand(1, args.frames, 3, h, w, generator=torch.Generator().manual_seed(args.seed))
+    started = time.time()
+    networks = {name: net for name, net in build_networks(args).items() if 'min_local' not in name}
+    rows, forwards = {}, {}
+    for name, net in networks.items():
+        ops = count_ops(net, lqs, exclude=('spynet',))
+        macs, spynet_macs = ops.counted.macs, ops.excluded['spynet'].macs
+        forms = compiled_forms(net, lqs, backends)
+        rows[name] = {'macs_per_frame': macs, 'macs_per_frame_with_spynet': macs + spynet_macs,
+                      'backends': {backend: {'description': description, 'max_relative_difference': difference}
+                                   for backend, (_, description, difference) in forms.items()}}
+        forwards.update({(name, backend): forward for backend, (forward, _, _) in forms.items()})
+        print(f'[{time.time() - started:.0f}s] {name}: compiled for {", ".join(backends)}', flush=True)
+    times = interleaved_runtimes(forwards, lqs, args.rounds, args.frames)
+    print(f'[{time.time() - started:.0f}s] timed {len(forwards)} configurations', flush=True)
+    dense = rows[DENSE]
+    best_dense = min(times[(DENSE, backend)]['median_ms'] for backend in backends)
+    for name, row in rows.items():
+        for backend in backends:
+            timing = times[(name, backend)]
+            row['backends'][backend].update(timing, ms_per_gmac=timing['median_ms'] / (
+                row['macs_per_frame_with_spynet'] / 1e9), speedup=times[(DENSE, backend)]['median_ms'] / timing[
+                'median_ms'])
+        row['best_backend'] = min(backends, key=lambda backend: times[(name, backend)]['median_ms'])
+        row['mac_reduction'] = dense['macs_per_frame'] / row['macs_per_frame']
+        row['mac_reduction_with_spynet'] = dense['macs_per_frame_with_spynet'] / row['macs_per_frame_with_spynet']
+        row['best_vs_best_speedup'] = best_dense / times[(name, row['best_backend'])]['median_ms']
+    targets = {}
+    for name, lite in EQUAL_MACS.items():
+        if name not in rows or lite not in rows:
+            continue
+        row, lite_row = rows[name], rows[lite]
+        best = row['backends'][row['best_backend']]
+        targets[name] = {
+            'speedup_share': row['best_vs_best_speedup'] / row['mac_reduction_with_spynet'],
+            'per_gmac_vs_equal_macs': best['ms_per_gmac'] / lite_row['backends'][row['best_backend']]['ms_per_gmac'],
+            'equal_macs_network': lite}
+    print(f'[{time.time() - started:.0f}s] profiling ops', flush=True)
+    profiled = [DENSE, 'SSL 0.5', 'BasicVSR-lite 40']
+    profiles = {name: {'backend': rows[name]['best_backend'],
+                       'ms_per_op': op_profile(rows[name]['best_backend'], networks[name], lqs)}
+                for name in profiled if name in rows}
+    report = {'machine': machine_info(), 'command': [sys.executable, *sys.argv], 'lr_size': [h, w],
+              'frames': args.frames, 'rounds': args.rounds, 'seed': args.seed, 'backends': backends,
+              'unavailable_backends': unavailable, 'wall_seconds': time.time() - started, 'networks': rows,
+              'targets': targets, 'op_profiles': profiles}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix('.json').write_text(json.dumps(report, indent=2))
+    out.with_suffix('.md').write_text(markdown(report))
+    print(markdown(report))
+
+
+def markdown(report: dict) -> str:
+    m, backends = report['machine'], report['backends']
+    lines = [f'# SSL efficiency per backend, CPU ({m["cpu"]}, {m["threads"]} threads, torch {m["torch"]})', '',
+             f'Command: `{" ".join(report["command"])}`  ',
+             f'LR {report["lr_size"][0]}x{report["lr_size"][1]}, {report["frames"]} frames per forward, whole network '
+             f'(SpyNet included), ms per frame: median of {report["rounds"]} interleaved rounds; '
+             f'{report["wall_seconds"] / 60:.0f} min wall. Plans from seeded random weights. "MAC red." includes SpyNet (the paper\'s figure without it in '
+             'brackets); speed-ups are per backend, and best-vs-best compares each network under its fastest backend.',
+             '', 'Backends: ' + '; '.join(f'{backend}: {description}' for backend, description in
+                                          {b: next(iter(report['networks'].values()))['backends'][b]['description']
+                                           for b in backends}.items()) + '.']
+    if report['unavailable_backends']:
+        lines.append('Not measured: ' + '; '.join(f'{b} ({why})' for b, why in report['unavailable_backends'].items()))
+    lines += ['', '| network | GMACs/frame incl. SpyNet | MAC red. | ' + ' | '.join(f'ms {b}' for b in backends)
+              + ' | best | best vs best (share of MAC red.) | max rel. diff. |',
+              '|---|---|---|' + '---|' * len(backends) + '---|---|---|']
+    for name, r in report['networks'].items():
+        cells = ' | '.join(f'{r["backends"][b]["median_ms"]:.0f} ({r["backends"][b]["speedup"]:.2f}x)'
+                           for b in backends)
+        difference = max(r['backends'][b]['max_relative_difference'] for b in backends)
+        lines.append(f'| {name} | {r["macs_per_frame_with_spynet"] / 1e9:.1f} | {r["mac_reduction_with_spynet"]:.2f}x '
+                     f'({r["mac_reduction"]:.2f}x) | {cells} | {r["best_backend"]} | {r["best_vs_best_speedup"]:.2f}x '
+                     f'({r["best_vs_best_speedup"] / r["mac_reduction_with_spynet"]:.2f}) | {difference:.1e} |')
+    lines += ['', 'ms per GMAC (incl. SpyNet) per backend:', '',
+              '| network | ' + ' | '.join(backends) + ' |', '|---|' + '---|' * len(backends)]
+    for name, r in report['networks'].items():
+        lines.append(f'| {name} | ' + ' | '.join(f'{r["backends"][b]["ms_per_gmac"]:.1f}' for b in backends) + ' |')
+    lines += ['', f'Targets at ratio {TARGET_RATIO} (best backend of each network):', '']
+    for name, target in report['targets'].items():
+        share_ok = target['speedup_share'] >= TARGET_SPEEDUP_SHARE
+        gmac_ok = target['per_gmac_vs_equal_macs'] <= TARGET_PER_GMAC
+        lines.append(f'- {name}: speed-up / MAC reduction = {target["speedup_share"]:.2f} (target >= '
+                     f'{TARGET_SPEEDUP_SHARE}: {"met" if share_ok else "missed"}); ms per GMAC vs '
+                     f'{target["equal_macs_network"]} (equal MACs) = {target["per_gmac_vs_equal_macs"]:.2f}x (target '
+                     f'<= {TARGET_PER_GMAC}: {"met" if gmac_ok else "missed"})')
+    lines += ['', 'Where the time goes (one forward under the best backend, ms per op type, top 8):', '']
+    for name, profile in report['op_profiles'].items():
+        total = sum(profile['ms_per_op'].values())
+        top = ', '.join(f'{op} {ms:.0f} ({100 * ms / total:.0f}%)' for op, ms in list(profile['ms_per_op'].items())[:8])
+        lines.append(f'- {name} ({profile["backend"]}, {total:.0f} ms profiled): {top}')
+    return '\n'.join(lines) + '\n'
+
+
+if __name__ == '__main__':
+    main()
