@@ -1,15 +1,16 @@
-"""Command line: super-resolve a folder of images, or of video frames, with a trained network.
+"""Command line: super-resolve a folder of images, or of video frames, or a video file, with a trained network.
 
 Usage::
 
-    python -m effsr_core.infer -opt OPTIONS --checkpoint CKPT --input DIR --output DIR
+    python -m effsr_core.infer -opt OPTIONS --checkpoint CKPT --input DIR|VIDEO --output DIR
         [--tile N [--tile-overlap P] [--tile-blend B]] [--clip-length T [--clip-overlap C]]
         [--device cpu|cuda] [--param-key KEY]
 
 OPTIONS is a BasicSR options YAML (``network_g``) or an MMagic config (``model.generator``); the checkpoint may be
 BasicSR's, MMagic's or a bare state dict. Image models super-resolve every image in --input into a PNG of the same
 stem in --output. Video models (BasicSR video ``model_type``, MMagic VSR models) read --input as one sequence of
-frames, or as a folder of clip folders (REDS: ``000/00000000.png``), and write the same layout. Every mistake
+frames, or as a folder of clip folders (REDS: ``000/00000000.png``), and write the same layout; or as a video file
+(.mp4, .avi, .mkv, .mov, .webm, decoded by OpenCV), one sequence written as ``00000000.png``, ... Every mistake
 that can be found before the network runs stops the run with one line naming the option, before anything is
 written; each PNG is written whole or not at all. Progress goes to stderr, one line per image or sequence.
 """
@@ -28,11 +29,13 @@ from effsr_core.inference import (DEFAULT_CLIP_OVERLAP, DEFAULT_TILE_OVERLAP, In
                                   InferenceSettings, plan_images, plan_video, run_inference)
 from effsr_core.profile import parse_positive
 from effsr_core.profiling.models import ModelBuildError, is_video_options
+from effsr_core.video_files import VIDEO_SUFFIXES
 
 EXAMPLE = ('example:\n'
            '  python -m effsr_core.infer -opt options/basicsr/ssl/demo_SSL_BasicVSR_tiny_offline.yml \\\n'
            '      --checkpoint experiments/demo_SSL_BasicVSR_tiny_offline/models/net_g_latest.pth \\\n'
-           '      --input data/offline/video_sr/train_sharp_bicubic/X4/000 --output results/infer/000')
+           '      --input data/offline/video_sr/train_sharp_bicubic/X4/000 --output results/infer/000\n'
+           '  (a video model also takes a video file: --input clip.mp4 --output results/infer/clip)')
 #: InferenceError.setting -> the option it comes from
 OPTION_OF_SETTING = {'input': '--input', 'output': '--output', 'tile': '--tile', 'tile_overlap': '--tile-overlap',
                      'tile_blend': '--tile-blend', 'clip_length': '--clip-length', 'clip_overlap': '--clip-overlap',
@@ -55,10 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help='device the network runs on (default cpu; cuda must be available)')
 
     files = parser.add_argument_group('files')
-    files.add_argument('--input', required=True, metavar='DIR',
-                       help='images (image model); frames, or clip folders of frames (video model)')
+    files.add_argument('--input', required=True, metavar='DIR|VIDEO',
+                       help=f'a folder of images (image model); of frames, or of clip folders of frames, or a video '
+                            f'file ({", ".join(VIDEO_SUFFIXES)}) (video model)')
     files.add_argument('--output', required=True, metavar='DIR',
-                       help='PNGs with the input stems, in the input layout (created if missing)')
+                       help='PNGs with the input stems (a video file: 00000000.png, ...), in the input layout '
+                            '(created if missing)')
 
     tiling = parser.add_argument_group('tiling (large frames, bounded memory)')
     tiling.add_argument('--tile', type=parse_non_negative, default=0, metavar='N',
@@ -115,7 +120,7 @@ def _count(number: int, noun: str) -> str:
 
 
 def _report(position: int, total: int, item: InferenceItem, forwards: int, seconds: float) -> None:
-    frames = f': {_count(len(item.outputs), "frame")}, {_count(forwards, "forward")}' if len(item.inputs) > 1 else ''
+    frames = f': {_count(len(item.outputs), "frame")}, {_count(forwards, "forward")}' if len(item.outputs) > 1 else ''
     say(f'[{position}/{total}] {item.name}{frames}, {seconds:.2f} s')
 
 

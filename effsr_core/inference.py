@@ -1,10 +1,12 @@
-"""Super-resolve folders of images or video frames with any network, framework-free (the command line is
-``effsr_core.infer``).
+"""Super-resolve folders of images or video frames, or video files, with any network, framework-free (the command
+line is ``effsr_core.infer``).
 
 Planning comes first and writes nothing: ``plan_images`` / ``plan_video`` list what will be read and written and
-refuse a missing or empty folder, a video clip whose frames differ in size, and outputs that would overwrite
-inputs or land on a file. ``run_inference`` then reads, forwards and writes one item at a time, each PNG through
-``atomic_write``: a run that stops half-way leaves whole files only.
+refuse a missing or empty folder, a video file that cannot be decoded, a video clip whose frames differ in size, and
+outputs that would overwrite inputs or land on a file. ``run_inference`` then reads, forwards and writes one item at
+a time, each PNG through ``atomic_write``: a run that stops half-way leaves whole files only. A video file is one
+sequence like a folder of its frames: planning decodes it once to count and size its frames, without keeping them,
+and the run decodes it again into memory (a frame folder's sequence is read whole too).
 
 Tiling (``tile_starts``, ``forward_tiled``): tiles of ``tile`` LR pixels, spread evenly so that neighbours share at
 least ``overlap`` pixels; in the middle of each shared strip the output fades linearly from one tile to the next
@@ -24,11 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
 from effsr_core.data.meta_info import image_shape
 from effsr_core.images import IMAGE_SUFFIXES, bgr_to_tensor, image_files, read_bgr, tensor_to_bgr, write_png
+from effsr_core.video_files import VIDEO_SUFFIXES, VideoDecodeError, frame_sizes, has_video_suffix, read_frames
 
 DEFAULT_TILE_OVERLAP = 32
 DEFAULT_CLIP_OVERLAP = 2
@@ -95,13 +99,15 @@ class InferenceItem:
     """One image, or one video sequence, and where its outputs go.
 
     Attributes:
-        name: Image stem or sequence (clip folder) name.
-        inputs: The image, or the frames in order.
-        outputs: One PNG per input, same stem.
+        name: Image stem, sequence (clip folder) name or video file stem.
+        inputs: The image, or the frames in order (none for a video file).
+        outputs: One PNG per image or frame: the input's stem, or the frame's index in a video file.
+        video_file: The video file the frames are decoded from, if any.
     """
     name: str
     inputs: tuple[Path, ...]
     outputs: tuple[Path, ...]
+    video_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -124,7 +130,8 @@ class ClipWindow:
 
 def _listed_images(folder: Path) -> list[Path]:
     if not folder.is_dir():
-        raise InferenceError(f'input folder not found: {folder}', 'input')
+        raise InferenceError(f'input {"video file" if has_video_suffix(folder) else "folder"} not found: {folder}',
+                             'input')
     return image_files(folder)
 
 
@@ -145,6 +152,10 @@ def plan_images(input_dir: str | Path, output_dir: str | Path) -> list[Inference
         InferenceError: A missing folder, one without images, or two images with the same stem.
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
+    if input_dir.is_file():
+        video = ' (a video file needs a video model)' if has_video_suffix(input_dir) else ''
+        raise InferenceError(f'{input_dir} is a file{video}: an image model takes a folder of images '
+                             f'({", ".join(IMAGE_SUFFIXES)})', 'input')
     files = _listed_images(input_dir)
     if not files:
         folders = ' (it holds folders: video frames need a video model)' if any(
@@ -158,15 +169,21 @@ def plan_images(input_dir: str | Path, output_dir: str | Path) -> list[Inference
 
 def plan_video(input_dir: str | Path, output_dir: str | Path) -> list[InferenceItem]:
     """The sequences of ``input_dir``: its frames when it holds images (written to ``output_dir/<frame>.png``),
-    else one sequence per clip folder in it, REDS-style (written to ``output_dir/<clip>/<frame>.png``).
+    else one sequence per clip folder in it, REDS-style (written to ``output_dir/<clip>/<frame>.png``); or, when it
+    is a video file (``VIDEO_SUFFIXES``), its decoded frames (written to ``output_dir/00000000.png``, ...).
 
-    Frames are ordered by file name; every frame is opened here to check that a clip's frames share one size.
+    Frames are ordered by file name; every frame is opened (a video file decoded) here to check that a clip's frames
+    share one size.
 
     Raises:
         InferenceError: A missing folder, no frames, a clip folder without frames, frames of mixed sizes in a clip,
-            two frames with the same stem.
+            two frames with the same stem, a file without a video suffix, a video file that cannot be decoded.
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
+    if input_dir.is_file():
+        item = _plan_video_file(input_dir, output_dir)
+        _check_outputs([item], input_dir, output_dir)
+        return [item]
     frames = _listed_images(input_dir)
     if frames:
         sequences = [(input_dir.name, frames, output_dir)]
@@ -185,6 +202,24 @@ def plan_video(input_dir: str | Path, output_dir: str | Path) -> list[InferenceI
         items.append(InferenceItem(name, tuple(frames), _outputs_for(frames, folder)))
     _check_outputs(items, input_dir, output_dir)
     return items
+
+
+def _plan_video_file(path: Path, output_dir: Path) -> InferenceItem:
+    """One sequence of the frames decoded from the video file ``path``, written to ``output_dir/<index>.png``."""
+    if not has_video_suffix(path):
+        raise InferenceError(f'unsupported file {path}: a video file ends in {", ".join(VIDEO_SUFFIXES)} (or give a '
+                             f'folder of frames or of clip folders)', 'input')
+    try:
+        sizes = frame_sizes(path)
+    except VideoDecodeError as error:
+        raise InferenceError(str(error), 'input') from None
+    if len(set(sizes)) > 1:
+        first = {size: sizes.index(size) for size in dict.fromkeys(sizes)}
+        examples = ', '.join(f'frame {index} is {height}x{width}' for (height, width), index in list(first.items())[:2])
+        raise InferenceError(f'the frames of {path} differ in size ({examples}); a clip is forwarded as one tensor',
+                             'input')
+    outputs = tuple(output_dir / f'{index:08d}.png' for index in range(len(sizes)))
+    return InferenceItem(path.stem, (), outputs, video_file=path)
 
 
 def _check_one_size(frames: Sequence[Path]) -> None:
@@ -341,9 +376,23 @@ def forward_tiled(model: nn.Module, inputs: torch.Tensor, tile: int = 0, overlap
     return output / weight_sum
 
 
+def _read_item(item: InferenceItem) -> list[np.ndarray]:
+    """The item's images or frames, uint8 HWC BGR: read from its files, or decoded from its video file."""
+    if item.video_file is None:
+        return [read_bgr(path) for path in item.inputs]
+    try:
+        frames = read_frames(item.video_file)
+    except VideoDecodeError as error:  # planning decoded it; the file may have changed since
+        raise InferenceError(str(error), 'input') from None
+    if len(frames) != len(item.outputs):
+        raise InferenceError(f'{item.video_file} gave {len(frames)} frames, {len(item.outputs)} when planned',
+                             'input')
+    return frames
+
+
 def _super_resolve(model: nn.Module, item: InferenceItem, video: bool, settings: InferenceSettings) -> int:
     """Read one item, forward it (in clips for a video model) and write its outputs; returns the forwards."""
-    frames = [read_bgr(path) for path in item.inputs]
+    frames = _read_item(item)
     if len({frame.shape for frame in frames}) > 1:  # planning checked the sizes; the files may have changed since
         raise InferenceError(f'the frames of {item.name} differ in size', 'input')
     sequence = torch.stack([bgr_to_tensor(frame) for frame in frames])  # (t, c, h, w)

@@ -1,6 +1,7 @@
 """Tests of inference (``effsr_core.inference`` and the ``effsr_core.infer`` command): outputs, their names and
 sizes against the network's own forward, tiling (tiled == untiled when the receptive field fits), clip windows,
-atomic writes and every refused input. CPU, seeded, tiny networks and images written into tmp_path."""
+video files (== a folder of their decoded frames), atomic writes and every refused input. CPU, seeded, tiny networks
+and images and videos written into tmp_path."""
 from __future__ import annotations
 
 import os
@@ -17,6 +18,7 @@ from effsr_core.images import bgr_to_tensor, read_bgr, tensor_to_bgr
 from effsr_core.infer import main
 from effsr_core.inference import (ClipWindow, InferenceError, InferenceSettings, forward_tiled, plan_clips,
                                   plan_images, run_inference, tile_starts, tile_weights)
+from effsr_core.video_files import read_frames
 from memsr_plugin.conversion import PlainConvSR
 
 compat.install()
@@ -58,6 +60,18 @@ def write_images(folder, sizes, suffixes=None, seed=0) -> list:
         assert cv2.imwrite(str(path), rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
         paths.append(path)
     return paths
+
+
+def write_video(path, frames: int, size=(32, 40), seed=0):
+    """A lossless FFV1 video of random uint8 frames of (h, w) ``size``."""
+    height, width = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'FFV1'), 5, (width, height))
+    assert writer.isOpened(), 'OpenCV cannot write FFV1 here'
+    rng = np.random.default_rng(seed)
+    for _ in range(frames):
+        writer.write(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    writer.release()
+    return path
 
 
 @pytest.fixture
@@ -277,6 +291,55 @@ def test_video_tiles_give_every_frame_at_its_size(tmp_path, basicvsr_files):
     outputs = sorted((tmp_path / 'sr' / 'clip').iterdir())
     assert [path.name for path in outputs] == [path.name for path in frames]
     assert all(cv2.imread(str(path)).shape == (144, 176, 3) for path in outputs)
+
+
+def test_a_video_file_gives_the_outputs_of_a_folder_of_its_frames(tmp_path, basicvsr_files, capsys):
+    options, checkpoint, _ = basicvsr_files
+    video = write_video(tmp_path / 'clip.avi', 6, seed=5)
+    (tmp_path / 'frames').mkdir()
+    for index, frame in enumerate(read_frames(video)):  # the same decoded frames, as PNGs
+        assert cv2.imwrite(str(tmp_path / 'frames' / f'{index:08d}.png'), frame)
+    common = ['-opt', str(options), '--checkpoint', str(checkpoint), '--clip-length', '4', '--clip-overlap', '1',
+              '--tile', '24', '--tile-overlap', '8']
+    assert main([*common, '--input', str(video), '--output', str(tmp_path / 'from_video')]) == 0
+    captured = capsys.readouterr()
+    assert '[1/1] clip: 6 frames, 2 forwards' in captured.err and 'super-resolved 1 sequence, 6 frames' in captured.out
+    main([*common, '--input', str(tmp_path / 'frames'), '--output', str(tmp_path / 'from_frames')])
+    names = [f'{index:08d}.png' for index in range(6)]
+    assert sorted(path.name for path in (tmp_path / 'from_video').iterdir()) == names
+    for name in names:
+        from_video, from_frames = (cv2.imread(str(tmp_path / kind / name)) for kind in ('from_video', 'from_frames'))
+        assert from_video.shape == (128, 160, 3)
+        np.testing.assert_array_equal(from_video, from_frames)
+
+
+def bad_video_cases():
+    """(case, file name, what it holds, video model, words of the message)."""
+    return [
+        ('text renamed .mp4', 'notes.mp4', 'text', True, 'cannot decode video file'),
+        ('video without frames', 'empty.avi', 0, True, 'cannot decode video file'),
+        ('video for an image model', 'clip.avi', 3, False, 'an image model takes a folder of images'),
+        ('unsupported suffix', 'clip.gif', 3, True, 'a video file ends in .mp4, .avi, .mkv, .mov, .webm'),
+    ]
+
+
+@pytest.mark.parametrize('case, name, content, video, words', bad_video_cases(),
+                         ids=[case[0] for case in bad_video_cases()])
+def test_bad_video_files_are_refused_before_anything_is_written(tmp_path, plain_files, basicvsr_files, capsys,
+                                                                case, name, content, video, words):
+    options, checkpoint, _ = basicvsr_files if video else plain_files
+    path, output = tmp_path / name, tmp_path / 'sr'
+    if content == 'text':
+        path.write_text('not a video')
+    else:
+        write_video(tmp_path / 'written.avi', content).rename(path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(['-opt', str(options), '--checkpoint', str(checkpoint), '--input', str(path), '--output', str(output)])
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]  # FFmpeg may log its own complaint above it
+    assert message.startswith('python -m effsr_core.infer: error: argument --input: '), message
+    assert words in message and str(path) in message, message
+    assert not output.exists()
 
 
 # ----- writes and refusals

@@ -115,6 +115,27 @@ def test_convs_really_shrink():
     assert not [n for n, _ in compact.named_parameters() if n.endswith('_scale')]
 
 
+@pytest.mark.parametrize('bidirectional', [True, False])
+def test_blocks_keeping_no_input_or_no_output_channel_run_eager_and_scripted(bidirectional):
+    # 'in' / 'out' kept outside the kept hidden channels: forward.0 reads none of the state, forward.1 writes none
+    dense = _randomise(SSLBasicVSR(num_feat=NUM_FEAT, num_block=NUM_BLOCK, bidirectional=bidirectional)).eval()
+    plan = PruningPlan(arch=dense.config, kept={'forward.hidden': [0, 1, 2, 3], 'forward.0.in': [5, 6],
+                                                'forward.1.out': [4, 7], 'forward.1.in': [2, 6]})
+    compact = dense.pruned(plan).eval()
+    reads_none, writes_none = compact.forward_trunk.blocks
+    assert reads_none.in_index.dtype == writes_none.out_index.dtype == torch.long
+    assert reads_none.in_index.numel() == writes_none.out_index.numel() == 0
+    assert reads_none.conv1.weight.shape[1] == writes_none.conv2.weight.shape[0] == 0
+    assert writes_none.in_index.tolist() == [2]
+    dense.zero_pruned_factors(plan)
+    scripted = torch.jit.script(compact.export_form().eval())
+    frames = _frames(t=3)
+    with torch.no_grad():
+        eager = compact(frames)
+        assert (eager - dense(frames)).abs().max().item() < 1e-5
+        assert (scripted(frames) - eager).abs().max().item() < 1e-6
+
+
 def test_residual_add_is_out_of_place_and_differentiable():
     from ssl_plugin.archs.ssl_basicvsr_arch import ResidualBlock
 

@@ -46,8 +46,9 @@ def _channel_view(factor: torch.Tensor) -> torch.Tensor:
 
 
 def _index_buffer(module: nn.Module, name: str, indices: list[int] | None, full: int) -> None:
-    """Register ``indices`` as a non-persistent buffer, or ``None`` when they select all ``full`` channels."""
-    value = None if indices is None or list(indices) == list(range(full)) else torch.tensor(indices)
+    """Register ``indices`` as a non-persistent int64 buffer (an empty list too: no channel kept), or ``None`` when
+    they select all ``full`` channels."""
+    value = None if indices is None or list(indices) == list(range(full)) else torch.tensor(indices, dtype=torch.long)
     module.register_buffer(name, value, persistent=False)
 
 
@@ -66,7 +67,10 @@ class ResidualBlock(nn.Module):
     """conv3x3 → ReLU → conv3x3 + identity (BasicSR's ResidualBlockNoBN), dense with factors or compact (RSC).
 
     The compact form adds its output to its input tensor in place when no gradient is recorded (inference): the
-    trunk never reads a block's input again.
+    trunk never reads a block's input again. A plan may leave a compact block none of its input or output channels
+    (it may keep ``in`` / ``out`` channels outside the branch's ``hidden`` ones; PyTorch's convs refuse or
+    mishandle 0 channels): with no input channel its first conv sees only zeros, so its output is its bias
+    everywhere; with no output channel the block adds nothing.
 
     Args:
         channels: width of the hidden state the block reads and writes.
@@ -77,6 +81,7 @@ class ResidualBlock(nn.Module):
         super().__init__()
         self.dense = kept is None
         kept_in, kept_mid, kept_out = kept or (range(channels),) * 3
+        self.reads_input, self.writes_output = len(kept_in) > 0, len(kept_out) > 0
         self.conv1 = nn.Conv2d(len(kept_in), len(kept_mid), 3, 1, 1)
         self.conv2 = nn.Conv2d(len(kept_mid), len(kept_out), 3, 1, 1)
         self.relu = nn.ReLU(inplace=True)
@@ -90,8 +95,13 @@ class ResidualBlock(nn.Module):
         if self.dense:
             h = self.relu(self.conv1(x * _channel_view(self.in_scale)) * _channel_view(self.mid_scale))
             return x + self.conv2(h) * _channel_view(self.out_scale)
-        h = x if self.in_index is None else gather_channels(x, self.in_index)
-        h = self.conv2(self.relu(self.conv1(h)))
+        if not self.writes_output:
+            return x
+        if self.reads_input:
+            h = self.relu(self.conv1(x if self.in_index is None else gather_channels(x, self.in_index)))
+        else:
+            h = torch.relu(self.conv1.bias).view(1, -1, 1, 1).expand(x.shape[0], -1, x.shape[2], x.shape[3])
+        h = self.conv2(h)
         if self.out_index is not None:
             return add_to_channels(x, self.out_index, h)
         return x + h if torch.is_grad_enabled() else x.add_(h)

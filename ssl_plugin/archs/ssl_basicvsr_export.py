@@ -82,21 +82,31 @@ class ScriptableSpyNet(nn.Module):
 
 
 class ScriptableResidualBlock(nn.Module):
-    """A compact residual block: conv-ReLU-conv on the kept input channels, added at the kept output channels."""
-    __constants__ = ['gathers', 'scatters']  # compile-time flags: the branch not taken is compiled out
+    """A compact residual block: conv-ReLU-conv on the kept input channels, added at the kept output channels (none
+    kept: as in ``ResidualBlock``, the first conv's output is its bias, or the block adds nothing)."""
+    # compile-time flags: the branch not taken is compiled out
+    __constants__ = ['gathers', 'scatters', 'reads_input', 'writes_output']
 
     def __init__(self, block: nn.Module):
         super().__init__()
         self.conv1, self.conv2 = block.conv1, block.conv2
         self.gathers = block.in_index is not None
         self.scatters = block.out_index is not None
+        self.reads_input, self.writes_output = block.reads_input, block.writes_output
         empty = torch.zeros(0, dtype=torch.long)
         self.register_buffer('in_index', block.in_index if self.gathers else empty, persistent=False)
         self.register_buffer('out_index', block.out_index if self.scatters else empty, persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        h = x.index_select(1, self.in_index) if self.gathers else x
-        h = self.conv2(torch.relu(self.conv1(h)))
+        if not self.writes_output:
+            return x
+        if self.reads_input:
+            h = torch.relu(self.conv1(x.index_select(1, self.in_index) if self.gathers else x))
+        else:
+            bias = self.conv1.bias
+            assert bias is not None  # for TorchScript, which types a conv's bias as Optional
+            h = torch.relu(bias).view(1, -1, 1, 1).expand(x.shape[0], -1, x.shape[2], x.shape[3])
+        h = self.conv2(h)
         return x.index_add(1, self.out_index, h) if self.scatters else x + h
 
 
