@@ -195,8 +195,9 @@ def markdown(report: dict) -> str:
              f'Command: `{" ".join(report["command"])}`  ',
              f'LR {report["lr_size"][0]}x{report["lr_size"][1]}, {report["frames"]} frames per forward, whole network '
              f'(SpyNet included), ms per frame: median of {report["rounds"]} interleaved rounds; '
-             f'{report["wall_seconds"] / 60:.0f} min wall. Plans from seeded random weights. "MAC red." includes SpyNet (the paper\'s figure without it in '
-             'brackets); speed-ups are per backend, and best-vs-best compares each network under its fastest backend.',
+             f'{report["wall_seconds"] / 60:.0f} min wall. Plans from seeded random weights. "MAC red." includes '
+             'SpyNet (the paper\'s figure without it in brackets); speed-ups are per backend, and best-vs-best '
+             'compares each network under its fastest backend.',
              '', 'Backends: ' + '; '.join(f'{backend}: {description}' for backend, description in
                                           {b: next(iter(report['networks'].values()))['backends'][b]['description']
                                            for b in backends}.items()) + '.']
