@@ -48,8 +48,8 @@ pip_install --no-deps mmagic==1.2.0 openmim==0.3.9
 pip_install click requests einops safetensors tqdm imageio diffusers huggingface_hub transformers lpips pandas \
   resize-right albumentations model-index tabulate colorama \
   lmdb opencv-python scikit-image tensorboard matplotlib pytest
-log "ONNX export and its verification (effsr_core.export)"
-pip_install onnx onnxruntime
+log "ONNX export and its verification (effsr_core.export); OpenVINO, a runtime backend of the profiler"
+pip_install onnx onnxruntime openvino
 log "this project (editable)"
 pip_install --no-deps --no-build-isolation -e "$ROOT"
 log "start-up hook for the environment fixes (effsr_core.compat)"
@@ -59,7 +59,7 @@ log "start-up hook for the environment fixes (effsr_core.compat)"
 import torch
 assert torch.__version__.startswith('2.13.0'), torch.__version__
 assert torch.version.cuda is None, 'a CUDA build of torch was installed'
-import onnx, onnxruntime  # noqa: E401  (export verification)
+import onnx, onnxruntime, openvino  # noqa: E401  (export verification, profiler backends)
 EOF
 echo "$stamp_value" > "$stamp_file"
 log "done: $VENV"
