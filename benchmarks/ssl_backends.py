@@ -16,6 +16,9 @@ equal MACs (BasicVSR-lite 40). Where the time goes: per-op-type time of the dens
 the best backend (torch.profiler, ONNX Runtime's profiler or OpenVINO's performance counters).
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/ssl_backends.py   # writes benchmarks/results/ssl_backends_cpu.*
+    python benchmarks/ssl_backends.py --device cuda --frames 10 --rounds 10 --out benchmarks/results/ssl_backends_cuda
+
+On a GPU the backends that run there are timed (eager, channels-last, TorchScript; CUDA events).
 """
 from __future__ import annotations
 
@@ -54,7 +57,7 @@ def compiled_forms(net: nn.Module, lqs: torch.Tensor, backends: list[str]) -> di
         if backend == EAGER_CHANNELS_LAST:
             twin = type(net)(**net.config, plan=net.plan).eval()
             twin.load_state_dict(net.state_dict())
-            twin = twin.to(memory_format=torch.channels_last)
+            twin = twin.to(lqs.device, memory_format=torch.channels_last)
             with torch.no_grad():
                 difference = float((twin(lqs) - net(lqs)).abs().max() / net(lqs).abs().max())
             forms[backend] = (twin, 'PyTorch eager, channels-last weights', difference)
@@ -71,12 +74,13 @@ def op_profile(backend: str, net: nn.Module, lqs: torch.Tensor) -> dict[str, flo
     if backend in ('eager', EAGER_CHANNELS_LAST):
         from torch.profiler import ProfilerActivity, profile
         module = net.to(memory_format=torch.channels_last) if backend == EAGER_CHANNELS_LAST else net
+        cuda = lqs.device.type == 'cuda'
         with torch.no_grad():
             module(lqs)
-            with profile(activities=[ProfilerActivity.CPU]) as prof:
+            with profile(activities=[ProfilerActivity.CPU] + [ProfilerActivity.CUDA] * cuda) as prof:
                 module(lqs)
         for event in prof.key_averages():
-            times[event.key] += event.self_cpu_time_total / 1000
+            times[event.key] += (event.self_device_time_total if cuda else event.self_cpu_time_total) / 1000
     elif backend == 'onnxruntime':
         import onnxruntime
         from effsr_core.exporting import DEFAULT_OPSET, export_onnx, export_program
@@ -125,6 +129,7 @@ def main(argv=None) -> None:
     parser.add_argument('--rounds', type=int, default=5)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     parser.add_argument('--quick', action='store_true', help='a small smoke run (not for the results)')
     parser.add_argument('--out', default=str(RESULTS / 'ssl_backends_cpu'))
     args = parser.parse_args(argv)
@@ -133,12 +138,12 @@ def main(argv=None) -> None:
         args.lr_size, args.rounds, args.ratios, args.round_to, args.lite_feat = '32x48', 2, [0.5], [None, 16], [40]
     if args.threads:
         torch.set_num_threads(args.threads)
-    unavailable = {name: problem for name in args.backends if (problem := check_backend(name, 'cpu'))}
+    unavailable = {name: problem for name in args.backends if (problem := check_backend(name, args.device))}
     backends = backend_names([name for name in args.backends if name not in unavailable])
     h, w = (int(v) for v in args.lr_size.split('x'))
-    lqs = torch.rand(1, args.frames, 3, h, w, generator=torch.Generator().manual_seed(args.seed))
+    lqs = torch.rand(1, args.frames, 3, h, w, generator=torch.Generator().manual_seed(args.seed)).to(args.device)
     started = time.time()
-    networks = {name: net for name, net in build_networks(args).items() if 'min_local' not in name}
+    networks = {name: net.to(args.device) for name, net in build_networks(args).items() if 'min_local' not in name}
     rows, forwards = {}, {}
     for name, net in networks.items():
         ops = count_ops(net, lqs, exclude=('spynet',))
@@ -179,7 +184,8 @@ def main(argv=None) -> None:
                        'ms_per_op': op_profile(rows[name]['best_backend'], networks[name], lqs)}
                 for name in profiled if name in rows}
     report = {'machine': machine_info(), 'command': [sys.executable, *sys.argv], 'lr_size': [h, w],
-              'frames': args.frames, 'rounds': args.rounds, 'seed': args.seed, 'backends': backends,
+              'frames': args.frames, 'rounds': args.rounds, 'seed': args.seed, 'device': args.device,
+              'backends': backends,
               'unavailable_backends': unavailable, 'wall_seconds': time.time() - started, 'networks': rows,
               'targets': targets, 'op_profiles': profiles}
     out = Path(args.out)
@@ -191,7 +197,8 @@ def main(argv=None) -> None:
 
 def markdown(report: dict) -> str:
     m, backends = report['machine'], report['backends']
-    lines = [f'# SSL efficiency per backend, CPU ({m["cpu"]}, {m["threads"]} threads, torch {m["torch"]})', '',
+    device = f'GPU ({m["gpu"]})' if report.get('device') == 'cuda' else f'CPU ({m["cpu"]}, {m["threads"]} threads)'
+    lines = [f'# SSL efficiency per backend, {device}, torch {m["torch"]}', '',
              f'Command: `{" ".join(report["command"])}`  ',
              f'LR {report["lr_size"][0]}x{report["lr_size"][1]}, {report["frames"]} frames per forward, whole network '
              f'(SpyNet included), ms per frame: median of {report["rounds"]} interleaved rounds; '
