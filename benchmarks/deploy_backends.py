@@ -36,6 +36,7 @@ from effsr_core.profiling.backends import check_against_eager, check_backend, co
 from effsr_core.profiling.memory import measure_peak_memory, measure_resident_growth
 from effsr_core.profiling.report import machine_info
 from effsr_core.profiling.timing import interleaved_runtimes
+from ssl_backends import milliseconds
 
 RESULTS = Path(__file__).parent / 'results'
 OUTPUT = (1080, 1920)
@@ -141,7 +142,9 @@ def main(argv=None) -> None:
             rows[name][backend].update(timed[backend])
         print(f'[{time.time() - started:.0f}s] {name}: timed', flush=True)
     report = {'machine': machine_info(), 'command': [sys.executable, *sys.argv], 'output_size': list(output),
-              'rounds': args.rounds, 'device': args.device, 'backends': backends, 'wall_seconds': time.time() - started,
+              'rounds': args.rounds, 'device': args.device, 'backends': backends,
+              'cudnn_allow_tf32': torch.backends.cudnn.allow_tf32 if cuda else None,
+              'wall_seconds': time.time() - started,
               'load_average': {'before': load_before, 'after': os.getloadavg()}, 'networks': rows}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -156,7 +159,8 @@ def markdown(report: dict) -> str:
     first = next(iter(report['networks'].values()))
     cuda = report['device'] == 'cuda'
     device = f'GPU ({m["gpu"]})' if cuda else f'CPU ({m["cpu"]}, {m["threads"]} threads)'
-    memory_method = ('CUDA allocator peak of one forward (weights and input included)' if cuda else
+    memory_method = (f'CUDA allocator peak of one forward (weights and input included); cuDNN TF32 '
+                     f'{"on (PyTorch default)" if report["cudnn_allow_tf32"] else "off"}' if cuda else
                      'growth of the resident memory during the first forward, in a fresh process per (network, '
                      'backend); eager\'s live-tensor peak (weights and input included) in brackets')
     lines = [f'# Deployment backends at {w}x{h} output, {device}, torch {m["torch"]}',
@@ -171,7 +175,7 @@ def markdown(report: dict) -> str:
              '|---|' + '---|' * (2 * len(backends) + 1)]
     for name, row in report['networks'].items():
         eager_ms = row['eager']['median_ms']
-        times = ' | '.join(f'{row[b]["median_ms"]:.0f}'
+        times = ' | '.join(milliseconds(row[b]['median_ms'])
                            + ('' if b == 'eager' else f' ({eager_ms / row[b]["median_ms"]:.2f}x)') for b in backends)
         memory = ' | '.join(f'{row[b]["cuda_peak_bytes"] / 2 ** 20:.0f}' if cuda else (
             f'{row[b]["resident_growth_bytes"] / 2 ** 20:.0f}'

@@ -79,8 +79,11 @@ def op_profile(backend: str, net: nn.Module, lqs: torch.Tensor) -> dict[str, flo
             module(lqs)
             with profile(activities=[ProfilerActivity.CPU] + [ProfilerActivity.CUDA] * cuda) as prof:
                 module(lqs)
-        for event in prof.key_averages():
-            times[event.key] += (event.self_device_time_total if cuda else event.self_cpu_time_total) / 1000
+        for event in prof.key_averages():  # on the GPU: the kernel time of each aten op (kernels are not listed apart)
+            if not cuda:
+                times[event.key] += event.self_cpu_time_total / 1000
+            elif event.key.startswith('aten::'):
+                times[event.key] += event.self_device_time_total / 1000
     elif backend == 'onnxruntime':
         import onnxruntime
         from effsr_core.exporting import DEFAULT_OPSET, export_onnx, export_program
@@ -185,6 +188,7 @@ def main(argv=None) -> None:
                 for name in profiled if name in rows}
     report = {'machine': machine_info(), 'command': [sys.executable, *sys.argv], 'lr_size': [h, w],
               'frames': args.frames, 'rounds': args.rounds, 'seed': args.seed, 'device': args.device,
+              'cudnn_allow_tf32': torch.backends.cudnn.allow_tf32 if args.device == 'cuda' else None,
               'backends': backends,
               'unavailable_backends': unavailable, 'wall_seconds': time.time() - started, 'networks': rows,
               'targets': targets, 'op_profiles': profiles}
@@ -193,6 +197,11 @@ def main(argv=None) -> None:
     out.with_suffix('.json').write_text(json.dumps(report, indent=2))
     out.with_suffix('.md').write_text(markdown(report))
     print(markdown(report))
+
+
+def milliseconds(value: float) -> str:
+    """Three significant digits below 100, whole numbers above."""
+    return f'{value:.0f}' if value >= 100 else f'{value:.3g}'
 
 
 def markdown(report: dict) -> str:
@@ -204,7 +213,9 @@ def markdown(report: dict) -> str:
              f'(SpyNet included), ms per frame: median of {report["rounds"]} interleaved rounds; '
              f'{report["wall_seconds"] / 60:.0f} min wall. Plans from seeded random weights. "MAC red." includes '
              'SpyNet (the paper\'s figure without it in brackets); speed-ups are per backend, and best-vs-best '
-             'compares each network under its fastest backend.',
+             'compares each network under its fastest backend.'
+             + (f' cuDNN TF32 {"on (PyTorch default)" if report["cudnn_allow_tf32"] else "off"}.'
+                if report.get('device') == 'cuda' else ''),
              '', 'Backends: ' + '; '.join(f'{backend}: {description}' for backend, description in
                                           {b: next(iter(report['networks'].values()))['backends'][b]['description']
                                            for b in backends}.items()) + '.']
@@ -214,7 +225,7 @@ def markdown(report: dict) -> str:
               + ' | best | best vs best (share of MAC red.) | max rel. diff. |',
               '|---|---|---|' + '---|' * len(backends) + '---|---|---|']
     for name, r in report['networks'].items():
-        cells = ' | '.join(f'{r["backends"][b]["median_ms"]:.0f} ({r["backends"][b]["speedup"]:.2f}x)'
+        cells = ' | '.join(f'{milliseconds(r["backends"][b]["median_ms"])} ({r["backends"][b]["speedup"]:.2f}x)'
                            for b in backends)
         difference = max(r['backends'][b]['max_relative_difference'] for b in backends)
         lines.append(f'| {name} | {r["macs_per_frame_with_spynet"] / 1e9:.1f} | {r["mac_reduction_with_spynet"]:.2f}x '
@@ -223,7 +234,8 @@ def markdown(report: dict) -> str:
     lines += ['', 'ms per GMAC (incl. SpyNet) per backend:', '',
               '| network | ' + ' | '.join(backends) + ' |', '|---|' + '---|' * len(backends)]
     for name, r in report['networks'].items():
-        lines.append(f'| {name} | ' + ' | '.join(f'{r["backends"][b]["ms_per_gmac"]:.1f}' for b in backends) + ' |')
+        per_gmac = ' | '.join(milliseconds(r['backends'][b]['ms_per_gmac']) for b in backends)
+        lines.append(f'| {name} | {per_gmac} |')
     lines += ['', f'Targets at ratio {TARGET_RATIO} (best backend of each network):', '']
     for name, target in report['targets'].items():
         share_ok = target['speedup_share'] >= TARGET_SPEEDUP_SHARE
@@ -235,8 +247,9 @@ def markdown(report: dict) -> str:
     lines += ['', 'Where the time goes (one forward under the best backend, ms per op type, top 8):', '']
     for name, profile in report['op_profiles'].items():
         total = sum(profile['ms_per_op'].values())
-        top = ', '.join(f'{op} {ms:.0f} ({100 * ms / total:.0f}%)' for op, ms in list(profile['ms_per_op'].items())[:8])
-        lines.append(f'- {name} ({profile["backend"]}, {total:.0f} ms profiled): {top}')
+        top = ', '.join(f'{op} {milliseconds(ms)} ({100 * ms / total:.0f}%)'
+                        for op, ms in list(profile['ms_per_op'].items())[:8]) or 'no per-op timer for this backend'
+        lines.append(f'- {name} ({profile["backend"]}, {milliseconds(total)} ms profiled): {top}')
     return '\n'.join(lines) + '\n'
 
 

@@ -5,7 +5,8 @@ taking and returning torch tensors, named with the backend and its version and s
 
 * ``eager``: the module itself.
 * ``torchscript``: the network traced (or its ``export_form()`` scripted, as the export does) and frozen with
-  ``torch.jit.freeze`` (weights folded in as constants), on the input's device.
+  ``torch.jit.freeze`` (weights folded in as constants), on the input's device; where freezing itself fails (a torch
+  bug seen on CUDA) the unfrozen module runs and the description says so.
 * ``onnxruntime``: the ONNX file the export writes (``effsr_core.exporting``), in an ONNX Runtime session with every
   graph optimisation on and as many intra-op threads as torch uses; CPU only here.
 * ``openvino``: the same ONNX file compiled by OpenVINO for its CPU plugin, float32 inference precision (OpenVINO
@@ -76,8 +77,11 @@ def _torchscript(network: nn.Module, example: torch.Tensor) -> CompiledNetwork:
     with torch.no_grad():
         if not isinstance(program, torch.jit.ScriptModule):
             program = torch.jit.trace(program, (example,), check_trace=False)
-        frozen = torch.jit.freeze(program.eval())
-    return CompiledNetwork(frozen, 'torchscript', f'TorchScript (torch {torch.__version__}, {method}, frozen)')
+        try:
+            program, frozen = torch.jit.freeze(program.eval()), 'frozen'
+        except RuntimeError as error:  # e.g. torch 2.11's CUDA conv folding asserts on EDSR-style graphs
+            frozen = f'not frozen: torch.jit.freeze failed with {str(error).splitlines()[0][:120]}'
+    return CompiledNetwork(program, 'torchscript', f'TorchScript (torch {torch.__version__}, {method}, {frozen})')
 
 
 def _onnx_file(network: nn.Module, example: torch.Tensor, folder: str) -> str:
