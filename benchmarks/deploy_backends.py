@@ -169,7 +169,9 @@ def markdown(report: dict) -> str:
              f'each network. Memory: {memory_method}. Seeded random weights. {report["wall_seconds"] / 60:.0f} min '
              'wall; load average before/after '
              f'{report["load_average"]["before"][0]:.1f}/{report["load_average"]["after"][0]:.1f}.', '',
-             'Backends: ' + '; '.join(f'{b}: {first[b]["description"]}' for b in backends) + '.', '',
+             'Backends: ' + '; '.join(f'{b}: {first[b]["description"]}' for b in backends) + '.',
+             *(f'{name}, {b}: {row[b]["description"]}.' for name, row in report['networks'].items() for b in backends
+               if row[b]['description'] != first[b]['description']), '',
              '| network | ' + ' | '.join(f'ms {b}' for b in backends) + ' | '
              + ' | '.join(f'MiB {b}' for b in backends) + ' | max rel. diff. |',
              '|---|' + '---|' * (2 * len(backends) + 1)]

@@ -206,6 +206,7 @@ def milliseconds(value: float) -> str:
 
 def markdown(report: dict) -> str:
     m, backends = report['machine'], report['backends']
+    first = next(iter(report['networks'].values()))['backends']
     device = f'GPU ({m["gpu"]})' if report.get('device') == 'cuda' else f'CPU ({m["cpu"]}, {m["threads"]} threads)'
     lines = [f'# SSL efficiency per backend, {device}, torch {m["torch"]}', '',
              f'Command: `{" ".join(report["command"])}`  ',
@@ -216,9 +217,9 @@ def markdown(report: dict) -> str:
              'compares each network under its fastest backend.'
              + (f' cuDNN TF32 {"on (PyTorch default)" if report["cudnn_allow_tf32"] else "off"}.'
                 if report.get('device') == 'cuda' else ''),
-             '', 'Backends: ' + '; '.join(f'{backend}: {description}' for backend, description in
-                                          {b: next(iter(report['networks'].values()))['backends'][b]['description']
-                                           for b in backends}.items()) + '.']
+             '', 'Backends: ' + '; '.join(f'{b}: {first[b]["description"]}' for b in backends) + '.',
+             *(f'{name}, {b}: {row["backends"][b]["description"]}.' for name, row in report['networks'].items()
+               for b in backends if row['backends'][b]['description'] != first[b]['description'])]
     if report['unavailable_backends']:
         lines.append('Not measured: ' + '; '.join(f'{b} ({why})' for b, why in report['unavailable_backends'].items()))
     lines += ['', '| network | GMACs/frame incl. SpyNet | MAC red. | ' + ' | '.join(f'ms {b}' for b in backends)
