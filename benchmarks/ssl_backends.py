@@ -9,11 +9,14 @@ network is checked against eager on the benchmark input first (max |difference| 
 
 Unlike ``ssl_efficiency.py``, the whole network runs (SpyNet included: ONNX files hold it), so speed-ups are
 compared with the MAC reduction including SpyNet's MACs; the paper's reduction without SpyNet is listed too.
-Every (network, backend) pair is timed in the same process in ``--rounds`` interleaved rounds (round r runs each once)
-and the median is reported. Targets (issue 8) at ratio 0.5, under each network's best backend (best-vs-best):
-speed-up >= 0.85 x MAC reduction, and the compact network's ms per GMAC <= 1.05 x that of the dense network of
-equal MACs (BasicVSR-lite 40). Where the time goes: per-op-type time of the dense, SSL 0.5 and lite networks under
-the best backend (torch.profiler, ONNX Runtime's profiler or OpenVINO's performance counters).
+One backend at a time (every compiled form at once needs more memory than this machine's 23 GB: ONNX Runtime and
+OpenVINO keep about a gigabyte of buffers per full-size network), the networks are timed in ``--rounds`` interleaved
+rounds (round r runs each once) and the median is reported: speed-ups within a backend come from interleaved runs,
+comparisons across backends from phases minutes apart (their times and load averages are in the JSON).
+Targets (issue 8) at ratio 0.5, under each network's best backend (best-vs-best): speed-up >= 0.85 x MAC reduction,
+and the compact network's ms per GMAC <= 1.05 x that of the dense network of equal MACs (BasicVSR-lite 40).
+Where the time goes: per-op-type time of the dense, SSL 0.5 and lite networks under the best backend
+(torch.profiler, ONNX Runtime's profiler or OpenVINO's performance counters).
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/ssl_backends.py   # writes benchmarks/results/ssl_backends_cpu.*
     python benchmarks/ssl_backends.py --device cuda --frames 10 --rounds 10 --out benchmarks/results/ssl_backends_cuda
@@ -24,7 +27,9 @@ from __future__ import annotations
 
 import argparse
 import collections
+import gc
 import json
+import os
 import sys
 import tempfile
 import time
@@ -33,8 +38,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from effsr_core.profiling.backends import BACKENDS, check_against_eager, check_backend, compile_network
+from effsr_core.profiling.backends import BACKENDS, TOLERANCE, check_backend, compile_network, relative_difference
 from effsr_core.profiling.counting import count_ops
+from effsr_core.profiling.memory import release_free_heap_pages
 from effsr_core.profiling.report import machine_info
 from effsr_core.profiling.timing import interleaved_runtimes
 from ssl_efficiency import DENSE, build_networks
@@ -50,22 +56,21 @@ def backend_names(available: list[str]) -> list[str]:
     return ['eager', EAGER_CHANNELS_LAST, *(name for name in available if name != 'eager')]
 
 
-def compiled_forms(net: nn.Module, lqs: torch.Tensor, backends: list[str]) -> dict[str, tuple]:
-    """Per backend: (forward, description, max relative difference from eager)."""
-    forms = {}
-    for backend in backends:
-        if backend == EAGER_CHANNELS_LAST:
-            twin = type(net)(**net.config, plan=net.plan).eval()
-            twin.load_state_dict(net.state_dict())
-            twin = twin.to(lqs.device, memory_format=torch.channels_last)
-            with torch.no_grad():
-                difference = float((twin(lqs) - net(lqs)).abs().max() / net(lqs).abs().max())
-            forms[backend] = (twin, 'PyTorch eager, channels-last weights', difference)
-            continue
+def compiled_form(net: nn.Module, lqs: torch.Tensor, expected: torch.Tensor, backend: str) -> tuple:
+    """(forward, description, max relative difference from eager's ``expected`` output) of ``net`` under
+    ``backend``; stops the run when the difference exceeds the profiler's tolerance."""
+    if backend == EAGER_CHANNELS_LAST:
+        twin = type(net)(**net.config, plan=net.plan).eval()
+        twin.load_state_dict(net.state_dict())
+        forward, description = twin.to(lqs.device, memory_format=torch.channels_last), 'PyTorch eager, channels-last'
+    else:
         compiled = compile_network(net, lqs, backend)
-        difference = check_against_eager(net, compiled, lqs) if backend != 'eager' else 0.0
-        forms[backend] = (compiled, compiled.description, difference)
-    return forms
+        forward, description = compiled, compiled.description
+    with torch.no_grad():
+        difference = relative_difference(forward(lqs), expected)
+    if lqs.device.type == 'cpu' and not difference <= TOLERANCE:  # on the GPU, TF32 convs differ by more
+        raise SystemExit(f'{type(net).__name__} under {backend} differs from eager by {difference:.2g}')
+    return forward, description, difference
 
 
 def op_profile(backend: str, net: nn.Module, lqs: torch.Tensor) -> dict[str, float]:
@@ -147,18 +152,28 @@ def main(argv=None) -> None:
     lqs = torch.rand(1, args.frames, 3, h, w, generator=torch.Generator().manual_seed(args.seed)).to(args.device)
     started = time.time()
     networks = {name: net.to(args.device) for name, net in build_networks(args).items() if 'min_local' not in name}
-    rows, forwards = {}, {}
+    rows, expected = {}, {}
     for name, net in networks.items():
         ops = count_ops(net, lqs, exclude=('spynet',))
-        macs, spynet_macs = ops.counted.macs, ops.excluded['spynet'].macs
-        forms = compiled_forms(net, lqs, backends)
-        rows[name] = {'macs_per_frame': macs, 'macs_per_frame_with_spynet': macs + spynet_macs,
-                      'backends': {backend: {'description': description, 'max_relative_difference': difference}
-                                   for backend, (_, description, difference) in forms.items()}}
-        forwards.update({(name, backend): forward for backend, (forward, _, _) in forms.items()})
-        print(f'[{time.time() - started:.0f}s] {name}: compiled for {", ".join(backends)}', flush=True)
-    times = interleaved_runtimes(forwards, lqs, args.rounds, args.frames)
-    print(f'[{time.time() - started:.0f}s] timed {len(forwards)} configurations', flush=True)
+        rows[name] = {'macs_per_frame': ops.counted.macs,
+                      'macs_per_frame_with_spynet': ops.counted.macs + ops.excluded['spynet'].macs, 'backends': {}}
+        with torch.no_grad():
+            expected[name] = net(lqs)
+    times, phases = {}, {}
+    for backend in backends:  # one backend at a time: every compiled form at once does not fit in memory
+        phase = {'start_seconds': time.time() - started, 'load_before': os.getloadavg()[0]}
+        forwards = {}
+        for name, net in networks.items():
+            forwards[name], description, difference = compiled_form(net, lqs, expected[name], backend)
+            rows[name]['backends'][backend] = {'description': description, 'max_relative_difference': difference}
+        phase['compiled_seconds'] = time.time() - started
+        for name, timing in interleaved_runtimes(forwards, lqs, args.rounds, args.frames).items():
+            times[(name, backend)] = timing
+        phases[backend] = {**phase, 'end_seconds': time.time() - started, 'load_after': os.getloadavg()[0]}
+        del forwards
+        gc.collect()
+        release_free_heap_pages()
+        print(f'[{time.time() - started:.0f}s] {backend}: {len(networks)} networks compiled and timed', flush=True)
     dense = rows[DENSE]
     best_dense = min(times[(DENSE, backend)]['median_ms'] for backend in backends)
     for name, row in rows.items():
@@ -190,7 +205,8 @@ def main(argv=None) -> None:
               'frames': args.frames, 'rounds': args.rounds, 'seed': args.seed, 'device': args.device,
               'cudnn_allow_tf32': torch.backends.cudnn.allow_tf32 if args.device == 'cuda' else None,
               'backends': backends,
-              'unavailable_backends': unavailable, 'wall_seconds': time.time() - started, 'networks': rows,
+              'unavailable_backends': unavailable, 'wall_seconds': time.time() - started, 'phases': phases,
+              'networks': rows,
               'targets': targets, 'op_profiles': profiles}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -211,7 +227,8 @@ def markdown(report: dict) -> str:
     lines = [f'# SSL efficiency per backend, {device}, torch {m["torch"]}', '',
              f'Command: `{" ".join(report["command"])}`  ',
              f'LR {report["lr_size"][0]}x{report["lr_size"][1]}, {report["frames"]} frames per forward, whole network '
-             f'(SpyNet included), ms per frame: median of {report["rounds"]} interleaved rounds; '
+             f'(SpyNet included), ms per frame: median of {report["rounds"]} interleaved rounds, one backend at a time '
+             f'(phases in the JSON); '
              f'{report["wall_seconds"] / 60:.0f} min wall. Plans from seeded random weights. "MAC red." includes '
              'SpyNet (the paper\'s figure without it in brackets); speed-ups are per backend, and best-vs-best '
              'compares each network under its fastest backend.'
