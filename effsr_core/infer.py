@@ -26,7 +26,7 @@ import torch
 from effsr_core import compat
 from effsr_core.command_line import add_network_arguments, build_network, say
 from effsr_core.inference import (DEFAULT_CLIP_OVERLAP, DEFAULT_TILE_OVERLAP, InferenceError, InferenceItem,
-                                  InferenceSettings, plan_images, plan_video, run_inference)
+                                  InferenceSettings, check_tile_fits, plan_images, plan_video, run_inference)
 from effsr_core.profile import parse_positive
 from effsr_core.profiling.models import ModelBuildError, is_video_options
 from effsr_core.video_files import VIDEO_SUFFIXES
@@ -148,6 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InferenceError as error:
         _refuse(parser, error)
     model = _build(parser, args)
+    try:
+        check_tile_fits(model, settings, video)
+    except InferenceError as error:
+        _refuse(parser, error)
     Path(args.output).mkdir(parents=True, exist_ok=True)
     kind = 'sequence' if video else 'image'
     say(f'{_count(len(items), kind)} from {args.input} on {args.device}')

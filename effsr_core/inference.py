@@ -13,7 +13,11 @@ least ``overlap`` pixels; in the middle of each shared strip the output fades li
 over ``blend`` pixels, and outside the fade each output pixel comes from one tile only. An output pixel is then
 taken only from tiles in which it lies at least ``(overlap - blend) // 2`` LR pixels away from the tile's inner
 edges: for a network whose receptive field reaches no further than that, the tiled output is the untiled one (up
-to float rounding). Video models are tiled spatially, all frames of a clip at once.
+to float rounding). Video models are tiled spatially, all frames of a clip at once. A tile smaller than the network's
+receptive field is refused before anything is written (``check_tile_fits``): on a random tile-sized input, a change
+of the centre pixel must no longer move the outputs on the tile's border by more than ``RECEPTIVE_FIELD_SHARE`` of
+its largest effect (an effective receptive field: recurrent and pooling networks reach everywhere, faintly). Tiles
+are sized in LR pixels, so each maps to a whole number of output pixels at any integer scale.
 
 Clips (``plan_clips``): a sequence longer than ``clip_length`` frames is forwarded in windows of that many frames;
 each window keeps the frames that have ``clip_overlap`` frames of context on both sides (fewer only at the ends of
@@ -35,6 +39,9 @@ from effsr_core.images import IMAGE_SUFFIXES, bgr_to_tensor, image_files, read_b
 from effsr_core.video_files import VIDEO_SUFFIXES, VideoDecodeError, frame_sizes, has_video_suffix, read_frames
 
 DEFAULT_TILE_OVERLAP = 32
+#: A centre-pixel change still moving the tile's border outputs by more than this share of its largest effect means
+#: a receptive field wider than the tile.
+RECEPTIVE_FIELD_SHARE = 1e-3
 DEFAULT_CLIP_OVERLAP = 2
 
 
@@ -374,6 +381,45 @@ def forward_tiled(model: nn.Module, inputs: torch.Tensor, tile: int = 0, overlap
             output[(..., *window)] += piece * weight
             weight_sum[window] += weight
     return output / weight_sum
+
+
+def border_share(model: nn.Module, tile: int, frames: int = 0, channels: int = 3, device: str = 'cpu') -> float:
+    """How much a change of the centre pixel of a random ``tile`` x ``tile`` input (``frames`` > 0: a clip, every
+    frame changed) moves the outputs on the tile's border (its outermost LR pixel, scaled): their largest summed
+    absolute change over the largest one anywhere."""
+    shape = (1, frames, channels, tile, tile) if frames else (1, channels, tile, tile)
+    inputs = torch.rand(shape, generator=torch.Generator().manual_seed(0)).to(device)
+    changed = inputs.clone()
+    changed[..., tile // 2, tile // 2] = 1 - changed[..., tile // 2, tile // 2]
+    with torch.no_grad():
+        effect = (model(changed) - model(inputs)).abs().float()
+    effect = effect.sum(dim=tuple(range(effect.dim() - 2)))  # (H, W)
+    scale = max(effect.shape[-1] // tile, 1)
+    border = torch.cat([effect[:scale].flatten(), effect[-scale:].flatten(), effect[:, :scale].flatten(),
+                        effect[:, -scale:].flatten()])
+    largest = effect.max().item()
+    return border.max().item() / largest if largest > 0 else 0.0
+
+
+def check_tile_fits(model: nn.Module, settings: InferenceSettings, video: bool, channels: int = 3) -> None:
+    """Refuse a ``settings.tile`` smaller than the network's receptive field (see the module docstring), or one the
+    network cannot run on; nothing to check without tiling.
+
+    Raises:
+        InferenceError: naming the ``tile`` setting.
+    """
+    if not settings.tile:
+        return
+    model = model.to(settings.device).eval()
+    try:
+        share = border_share(model, settings.tile, 2 if video else 0, channels, settings.device)
+    except Exception as error:  # any failure of the network itself on a tile-sized input
+        raise InferenceError(f'the network cannot run on a {settings.tile}x{settings.tile} tile: '
+                             f'{str(error).splitlines()[0] if str(error) else type(error).__name__}', 'tile') from None
+    if share > RECEPTIVE_FIELD_SHARE:
+        raise InferenceError(f'the network\'s receptive field is wider than a {settings.tile}-pixel tile: a change at '
+                             f'its centre still moves its border outputs by {share:.1%} of its largest effect (at '
+                             f'most {RECEPTIVE_FIELD_SHARE:.1%}); use a larger --tile, or 0 for whole frames', 'tile')
 
 
 def _read_item(item: InferenceItem) -> list[np.ndarray]:

@@ -16,8 +16,8 @@ from torch.nn import functional as F
 from effsr_core import compat
 from effsr_core.images import bgr_to_tensor, read_bgr, tensor_to_bgr
 from effsr_core.infer import main
-from effsr_core.inference import (ClipWindow, InferenceError, InferenceSettings, forward_tiled, plan_clips,
-                                  plan_images, run_inference, tile_starts, tile_weights)
+from effsr_core.inference import (ClipWindow, InferenceError, InferenceSettings, border_share, check_tile_fits,
+                                  forward_tiled, plan_clips, plan_images, run_inference, tile_starts, tile_weights)
 from effsr_core.video_files import read_frames
 from memsr_plugin.conversion import PlainConvSR
 
@@ -185,6 +185,19 @@ def test_video_networks_are_tiled_across_every_frame_of_the_clip():
         tiled = forward_tiled(network, inputs, tile=16, overlap=8, blend=2)
     assert tiled.shape == untiled.shape == (1, 4, 3, 120, 104)
     assert (tiled - untiled).abs().max() <= TILED_TOLERANCE
+
+
+def test_a_tile_within_the_receptive_field_is_refused():
+    network = plain_network()  # receptive field: PLAIN_RADIUS = 3 LR pixels on each side
+    for tile in (6, 8):  # a change at the centre (pixel tile // 2) reaches the border pixel tile - 1 or 0
+        with pytest.raises(InferenceError, match=f'wider than a {tile}-pixel tile') as error:
+            check_tile_fits(network, InferenceSettings(tile=tile, tile_overlap=2), video=False)
+        assert error.value.setting == 'tile'
+    assert border_share(network, 6) > 0.01
+    assert border_share(network, 9) == 0.0  # reach 1..7 of 0..8
+    check_tile_fits(network, InferenceSettings(tile=9, tile_overlap=2), video=False)
+    check_tile_fits(Framewise(network), InferenceSettings(tile=9, tile_overlap=2), video=True)
+    check_tile_fits(network, InferenceSettings(tile=0), video=False)  # no tiling, nothing to check
 
 
 def test_a_network_without_an_integer_scale_is_refused():
@@ -384,6 +397,8 @@ def bad_cases():
         ('tile smaller than the default overlap', {'args': ['--tile', '20']}, '--tile',
          'must be larger than the tile overlap (32)'),
         ('negative tile', {'args': ['--tile', '-8']}, '--tile', "expected an integer >= 0, got '-8'"),
+        ('tile within the receptive field', {'args': ['--tile', '6', '--tile-overlap', '2']}, '--tile',
+         'receptive field is wider than a 6-pixel tile'),
         ('negative overlap', {'args': ['--tile', '16', '--tile-overlap', '-2']}, '--tile-overlap',
          "expected an integer >= 0, got '-2'"),
         ('fade wider than the overlap', {'args': ['--tile', '16', '--tile-overlap', '4', '--tile-blend', '6']},
