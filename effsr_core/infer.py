@@ -124,6 +124,10 @@ def _report(position: int, total: int, item: InferenceItem, forwards: int, secon
     say(f'[{position}/{total}] {item.name}{frames}, {seconds:.2f} s')
 
 
+def _report_window(item: InferenceItem, done: int, windows: int) -> None:
+    say(f'  {item.name}: clip {done}/{windows}')
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Super-resolve the input folder into the output folder.
 
@@ -156,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     kind = 'sequence' if video else 'image'
     say(f'{_count(len(items), kind)} from {args.input} on {args.device}')
     try:
-        summary = run_inference(model, items, video, settings, _report)
+        summary = run_inference(model, items, video, settings, _report, _report_window)
     except InferenceError as error:
         _refuse(parser, error)
     frames = f', {_count(summary.frames, "frame")}, {_count(summary.forwards, "forward")}' if video else ''

@@ -436,7 +436,12 @@ def _read_item(item: InferenceItem) -> list[np.ndarray]:
     return frames
 
 
-def _super_resolve(model: nn.Module, item: InferenceItem, video: bool, settings: InferenceSettings) -> int:
+#: Told after each clip window of a sequence: (item, windows done, windows in the item).
+WindowProgress = Callable[[InferenceItem, int, int], None]
+
+
+def _super_resolve(model: nn.Module, item: InferenceItem, video: bool, settings: InferenceSettings,
+                   window_progress: WindowProgress | None = None) -> int:
     """Read one item, forward it (in clips for a video model) and write its outputs; returns the forwards."""
     frames = _read_item(item)
     if len({frame.shape for frame in frames}) > 1:  # planning checked the sizes; the files may have changed since
@@ -444,7 +449,7 @@ def _super_resolve(model: nn.Module, item: InferenceItem, video: bool, settings:
     sequence = torch.stack([bgr_to_tensor(frame) for frame in frames])  # (t, c, h, w)
     windows = (plan_clips(len(frames), settings.clip_length, settings.clip_overlap) if video
                else [ClipWindow(0, 1, 0, 1)])
-    for window in windows:
+    for done, window in enumerate(windows, 1):
         inputs = sequence[window.start:window.stop] if video else sequence[0]
         with torch.no_grad():
             output = forward_tiled(model, inputs.unsqueeze(0).to(settings.device), settings.tile,
@@ -452,12 +457,15 @@ def _super_resolve(model: nn.Module, item: InferenceItem, video: bool, settings:
         for index in range(window.keep_start, window.keep_stop):
             item.outputs[index].parent.mkdir(parents=True, exist_ok=True)
             write_png(tensor_to_bgr(output[index - window.start] if video else output), item.outputs[index])
+        if window_progress is not None and len(windows) > 1:
+            window_progress(item, done, len(windows))
     return len(windows)
 
 
 def run_inference(model: nn.Module, items: Sequence[InferenceItem], video: bool,
                   settings: InferenceSettings = InferenceSettings(),
-                  progress: Callable[[int, int, InferenceItem, int, float], None] | None = None) -> InferenceSummary:
+                  progress: Callable[[int, int, InferenceItem, int, float], None] | None = None,
+                  window_progress: WindowProgress | None = None) -> InferenceSummary:
     """Super-resolve every item and write its PNGs (each atomically).
 
     Args:
@@ -466,6 +474,7 @@ def run_inference(model: nn.Module, items: Sequence[InferenceItem], video: bool,
         video: Whether the network takes (b, t, c, h, w) sequences.
         settings: Tiling, clips and device.
         progress: Called after each item with (position from 1, number of items, item, forwards, seconds).
+        window_progress: Called after each clip window of a sequence forwarded in several.
 
     Returns:
         The counts and the wall-clock time.
@@ -476,7 +485,7 @@ def run_inference(model: nn.Module, items: Sequence[InferenceItem], video: bool,
     forwards = 0
     for position, item in enumerate(items, 1):
         item_started = time.perf_counter()
-        item_forwards = _super_resolve(model, item, video, settings)
+        item_forwards = _super_resolve(model, item, video, settings, window_progress)
         forwards += item_forwards
         if progress is not None:
             progress(position, len(items), item, item_forwards, time.perf_counter() - item_started)

@@ -317,6 +317,7 @@ def test_a_video_file_gives_the_outputs_of_a_folder_of_its_frames(tmp_path, basi
     assert main([*common, '--input', str(video), '--output', str(tmp_path / 'from_video')]) == 0
     captured = capsys.readouterr()
     assert '[1/1] clip: 6 frames, 2 forwards' in captured.err and 'super-resolved 1 sequence, 6 frames' in captured.out
+    assert '  clip: clip 1/2' in captured.err.splitlines() and '  clip: clip 2/2' in captured.err.splitlines()
     main([*common, '--input', str(tmp_path / 'frames'), '--output', str(tmp_path / 'from_frames')])
     names = [f'{index:08d}.png' for index in range(6)]
     assert sorted(path.name for path in (tmp_path / 'from_video').iterdir()) == names
