@@ -38,7 +38,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from effsr_core.profiling.backends import BACKENDS, TOLERANCE, check_backend, compile_network, relative_difference
+from effsr_core.profiling.backends import (BACKENDS, TOLERANCE, check_backend, compile_network, onnx_file,
+                                           relative_difference)
 from effsr_core.profiling.counting import count_ops
 from effsr_core.profiling.memory import release_free_heap_pages
 from effsr_core.profiling.report import machine_info
@@ -91,10 +92,8 @@ def op_profile(backend: str, net: nn.Module, lqs: torch.Tensor) -> dict[str, flo
                 times[event.key] += event.self_device_time_total / 1000
     elif backend == 'onnxruntime':
         import onnxruntime
-        from effsr_core.exporting import DEFAULT_OPSET, export_onnx, export_program
         with tempfile.TemporaryDirectory() as folder:
-            path = f'{folder}/net.onnx'
-            export_onnx(net, export_program(net)[0], lqs, path, DEFAULT_OPSET)
+            path = onnx_file(net, lqs, folder)
             options = onnxruntime.SessionOptions()
             options.enable_profiling, options.profile_file_prefix = True, f'{folder}/prof'
             options.intra_op_num_threads = torch.get_num_threads()
@@ -107,10 +106,8 @@ def op_profile(backend: str, net: nn.Module, lqs: torch.Tensor) -> dict[str, flo
                 times[event['args']['op_name']] += event['dur'] / 1000 / 2  # two runs: warm-up and profiled
     elif backend == 'openvino':
         import openvino
-        from effsr_core.exporting import DEFAULT_OPSET, export_onnx, export_program
         with tempfile.TemporaryDirectory() as folder:
-            path = f'{folder}/net.onnx'
-            export_onnx(net, export_program(net)[0], lqs, path, DEFAULT_OPSET)
+            path = onnx_file(net, lqs, folder)
             core = openvino.Core()
             compiled = core.compile_model(core.read_model(path), 'CPU', {
                 'INFERENCE_PRECISION_HINT': 'f32', 'INFERENCE_NUM_THREADS': torch.get_num_threads(),

@@ -15,6 +15,10 @@ taking and returning torch tensors, named with the backend and its version and s
 Every compiled network is checked against the eager forward on the profiled input before it is timed:
 ``max |backend - eager| / max |eager|`` is reported, and above ``TOLERANCE`` the profile stops with one line.
 The ONNX file is written to a temporary folder that is removed once the session holds the model.
+
+Seen here: once OpenVINO 2026.4.1 has run in a process, a later MMagic training run (mmengine ``Runner``) in the same
+process crashed with a segmentation fault; the profiler is a process of its own, and the tests run OpenVINO in child
+processes. Not seen with the other backends.
 """
 from __future__ import annotations
 
@@ -84,7 +88,9 @@ def _torchscript(network: nn.Module, example: torch.Tensor) -> CompiledNetwork:
     return CompiledNetwork(program, 'torchscript', f'TorchScript (torch {torch.__version__}, {method}, {frozen})')
 
 
-def _onnx_file(network: nn.Module, example: torch.Tensor, folder: str) -> str:
+def onnx_file(network: nn.Module, example: torch.Tensor, folder: str | Path) -> str:
+    """Export ``network`` as the export command does (``export_program``, ``DEFAULT_OPSET``, dynamic axes) to
+    ``folder/network.onnx``; returns the path."""
     program, _ = export_program(network)
     path = str(Path(folder) / 'network.onnx')
     export_onnx(network, program, example, path, DEFAULT_OPSET)
@@ -100,7 +106,7 @@ def _onnxruntime(network: nn.Module, example: torch.Tensor) -> CompiledNetwork:
 
     threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory(prefix='effsr_backend_') as folder:
-        session = onnxruntime_session(_onnx_file(network, example, folder), threads)
+        session = onnxruntime_session(onnx_file(network, example, folder), threads)
     output = session.get_outputs()[0].name
     input_name = session.get_inputs()[0].name
     forward = _numpy_forward(lambda array: session.run([output], {input_name: array})[0])
@@ -114,7 +120,7 @@ def _openvino(network: nn.Module, example: torch.Tensor) -> CompiledNetwork:
     threads = torch.get_num_threads()
     core = openvino.Core()
     with tempfile.TemporaryDirectory(prefix='effsr_backend_') as folder:
-        model = core.read_model(_onnx_file(network, example, folder))
+        model = core.read_model(onnx_file(network, example, folder))
         compiled = core.compile_model(model, 'CPU', {'INFERENCE_PRECISION_HINT': 'f32',
                                                      'INFERENCE_NUM_THREADS': threads})
     request = compiled.create_infer_request()
