@@ -37,6 +37,7 @@ from effsr_core.profiling.memory import measure_peak_memory, measure_resident_gr
 from effsr_core.profiling.report import machine_info
 from effsr_core.profiling.timing import interleaved_runtimes
 from ssl_backends import milliseconds
+from training_runs import write_report_files
 
 RESULTS = Path(__file__).parent / 'results'
 OUTPUT = (1080, 1920)
@@ -146,10 +147,7 @@ def main(argv=None) -> None:
               'cudnn_allow_tf32': torch.backends.cudnn.allow_tf32 if cuda else None,
               'wall_seconds': time.time() - started,
               'load_average': {'before': load_before, 'after': os.getloadavg()}, 'networks': rows}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix('.json').write_text(json.dumps(report, indent=2))
-    out.with_suffix('.md').write_text(markdown(report))
+    write_report_files(Path(args.out), report, markdown)
     print(markdown(report))
 
 

@@ -19,7 +19,6 @@ runtime do not depend on them, but Plain-X's widths do (Alg. 1 on a trained teac
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -38,6 +37,7 @@ from memsr_plugin.conversion import PlainConvSR, convert
 from memsr_plugin.conversion.equivalence import measure_equivalence
 from memsr_plugin.init import winning_initialisation
 from memsr_plugin.teacher import EDSRPixelShuffle
+from training_runs import write_report_files
 
 RESULTS = Path(__file__).parent / 'results'
 OUTPUT = (1080, 1920)
@@ -123,10 +123,7 @@ def main(argv=None) -> None:
         report['scales'][str(scale)] = rows
     report['wall_seconds'] = time.time() - started
     report['load_average'] = {'before': load_before, 'after': os.getloadavg()}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix('.json').write_text(json.dumps(report, indent=2))
-    out.with_suffix('.md').write_text(markdown(report))
+    write_report_files(Path(args.out), report, markdown)
     print(markdown(report))
 
 

@@ -45,6 +45,7 @@ from effsr_core.profiling.memory import release_free_heap_pages
 from effsr_core.profiling.report import machine_info
 from effsr_core.profiling.timing import interleaved_runtimes
 from ssl_efficiency import DENSE, build_networks
+from training_runs import write_report_files
 
 RESULTS = Path(__file__).parent / 'results'
 EAGER_CHANNELS_LAST = 'eager channels-last'
@@ -205,10 +206,7 @@ def main(argv=None) -> None:
               'unavailable_backends': unavailable, 'wall_seconds': time.time() - started, 'phases': phases,
               'networks': rows,
               'targets': targets, 'op_profiles': profiles}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix('.json').write_text(json.dumps(report, indent=2))
-    out.with_suffix('.md').write_text(markdown(report))
+    write_report_files(Path(args.out), report, markdown)
     print(markdown(report))
 
 

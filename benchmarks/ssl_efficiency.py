@@ -21,7 +21,6 @@ score of a 4-filter pixel-shuffle group is ~4x a filter's, so ``min_global`` lea
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ from ssl_plugin.archs import SSLBasicVSR
 from ssl_plugin.pruning.plan import PruningPlan
 from ssl_plugin.options import GROUP_SCORES
 from ssl_plugin.pruning.pruner import PruningConfig, StructuredPruner
+from training_runs import write_report_files
 
 RESULTS = Path(__file__).parent / 'results'
 FORMATS = {'nchw': torch.contiguous_format, 'channels_last': torch.channels_last}
@@ -156,10 +156,7 @@ def main(argv=None) -> None:
     report = {'machine': machine_info(), 'command': [sys.executable, *sys.argv], 'lr_size': [h, w],
               'frames': args.frames, 'rounds': args.rounds, 'seed': args.seed, 'spynet_runtime': spynet,
               'wall_seconds': time.time() - started, 'networks': rows}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix('.json').write_text(json.dumps(report, indent=2))
-    out.with_suffix('.md').write_text(markdown(report))
+    write_report_files(Path(args.out), report, markdown)
     print(markdown(report))
 
 
