@@ -44,7 +44,7 @@ from effsr_core.profiling.counting import count_ops
 from effsr_core.profiling.memory import release_free_heap_pages
 from effsr_core.profiling.report import machine_info
 from effsr_core.profiling.timing import interleaved_runtimes
-from ssl_efficiency import DENSE, build_networks
+from ssl_efficiency import DENSE, add_network_arguments, build_networks
 from training_runs import write_report_files
 
 RESULTS = Path(__file__).parent / 'results'
@@ -125,12 +125,7 @@ def op_profile(backend: str, net: nn.Module, lqs: torch.Tensor) -> dict[str, flo
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--lr-size', default='180x320')
-    parser.add_argument('--frames', type=int, default=2)
-    parser.add_argument('--ratios', type=float, nargs='+', default=[0.3, 0.5, 0.7])
-    parser.add_argument('--round-to', type=lambda v: None if v == 'none' else int(v), nargs='+',
-                        default=[None, 8, 16])
-    parser.add_argument('--lite-feat', type=int, nargs='*', default=[32, 40])
+    add_network_arguments(parser)
     parser.add_argument('--backends', nargs='+', choices=BACKENDS, default=list(BACKENDS))
     parser.add_argument('--rounds', type=int, default=5)
     parser.add_argument('--seed', type=int, default=0)

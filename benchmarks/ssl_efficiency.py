@@ -96,16 +96,21 @@ def rsc_share(module: nn.Module, lqs: torch.Tensor) -> float:
     return rsc / total
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_network_arguments(parser: argparse.ArgumentParser) -> None:
+    """The input and the networks (``build_networks``) of the SSL efficiency benchmarks."""
     parser.add_argument('--lr-size', default='180x320')
     parser.add_argument('--frames', type=int, default=2)
     parser.add_argument('--ratios', type=float, nargs='+', default=[0.3, 0.5, 0.7])
     parser.add_argument('--round-to', type=lambda v: None if v == 'none' else int(v), nargs='+',
                         default=[None, 8, 16])
+    parser.add_argument('--lite-feat', type=int, nargs='*', default=[32, 40])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_network_arguments(parser)
     parser.add_argument('--group-scores', nargs='+', choices=GROUP_SCORES, default=['sum'],
                         help='pixel-shuffle group scores of the min_global plans (pruning.group_score)')
-    parser.add_argument('--lite-feat', type=int, nargs='*', default=[32, 40])
     parser.add_argument('--rounds', type=int, default=5)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--threads', type=int, default=None)
