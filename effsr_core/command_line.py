@@ -7,7 +7,8 @@ import sys
 
 from torch import nn
 
-from effsr_core.profiling.models import ModelBuildError, build_model_from_options, deployed_form, load_checkpoint
+from effsr_core.profiling.models import (ModelBuildError, build_model_from_options, deployed_form, is_video_options,
+                                         load_checkpoint)
 
 
 def say(message: str) -> None:
@@ -25,6 +26,15 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> argparse._Argument
     group.add_argument('--param-key', metavar='KEY',
                        help='checkpoint entry to load (default: params_ema, params or state_dict)')
     return group
+
+
+def is_video_network(parser: argparse.ArgumentParser, options: str) -> bool:
+    """Whether ``options`` describe a video network (``is_video_options``); a missing or unreadable options file
+    exits through ``parser.error`` naming -opt/--options."""
+    try:
+        return is_video_options(options)
+    except (FileNotFoundError, ModelBuildError) as error:
+        parser.error(f'argument -opt/--options: {error}')
 
 
 def build_network(parser: argparse.ArgumentParser, options: str, checkpoint: str | None, param_key: str | None,

@@ -24,11 +24,10 @@ from typing import Sequence
 import torch
 
 from effsr_core import compat
-from effsr_core.command_line import add_network_arguments, build_network, say
+from effsr_core.command_line import add_network_arguments, build_network, is_video_network, say
 from effsr_core.exporting import (DEFAULT_OPSET, DEFAULT_TOLERANCE, FORMATS, MAX_OPSET, MIN_OPSET, ExportError,
                                   ExportReport, export_and_verify)
 from effsr_core.profile import parse_frame_size, parse_image_size, parse_positive
-from effsr_core.profiling.models import ModelBuildError, is_video_options
 
 EXAMPLE = ('example:\n'
            '  python -m effsr_core.export -opt options/basicsr/ssl/demo_SSL_BasicVSR_tiny_offline.yml \\\n'
@@ -157,10 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     compat.install()
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        video = is_video_options(args.options)
-    except (FileNotFoundError, ModelBuildError) as error:
-        parser.error(f'argument -opt/--options: {error}')
+    video = is_video_network(parser, args.options)
     shape = _input_shape(parser, args, video)
     _check_files(parser, args)
     network = _build(parser, args)

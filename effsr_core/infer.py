@@ -24,11 +24,10 @@ from typing import Sequence
 import torch
 
 from effsr_core import compat
-from effsr_core.command_line import add_network_arguments, build_network, say
+from effsr_core.command_line import add_network_arguments, build_network, is_video_network, say
 from effsr_core.inference import (DEFAULT_CLIP_OVERLAP, DEFAULT_TILE_OVERLAP, InferenceError, InferenceItem,
                                   InferenceSettings, check_tile_fits, plan_images, plan_video, run_inference)
 from effsr_core.profile import parse_positive
-from effsr_core.profiling.models import ModelBuildError, is_video_options
 from effsr_core.video_files import VIDEO_SUFFIXES
 
 EXAMPLE = ('example:\n'
@@ -142,10 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     compat.install()
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        video = is_video_options(args.options)
-    except (FileNotFoundError, ModelBuildError) as error:
-        parser.error(f'argument -opt/--options: {error}')
+    video = is_video_network(parser, args.options)
     settings = _settings(parser, args, video)
     try:
         items = (plan_video if video else plan_images)(args.input, args.output)

@@ -28,10 +28,9 @@ from typing import Sequence
 import torch
 
 from effsr_core import compat
-from effsr_core.command_line import build_network, say
+from effsr_core.command_line import build_network, is_video_network, say
 from effsr_core.profiling.backends import BACKENDS, BackendError, CompiledNetwork, check_backend, compile_network
 from effsr_core.profiling.counting import find_excluded_modules
-from effsr_core.profiling.models import ModelBuildError, is_video_options
 from effsr_core.profiling.profiler import ProfileSettings, profile_model
 from effsr_core.profiling.quality import PairedImageFolders, VideoClipFolders
 from effsr_core.profiling.ranking import format_ranking, rank_models
@@ -239,10 +238,7 @@ class ModelPlan:
 
 def _plan(parser: argparse.ArgumentParser, args: argparse.Namespace, spec: ModelSpec) -> ModelPlan:
     """The input kind, shape and excluded sub-modules of one model, from its options file and the arguments."""
-    try:
-        video = is_video_options(spec.options) if args.force_video is None else args.force_video
-    except (FileNotFoundError, ModelBuildError) as error:
-        parser.error(f'argument -opt/--options: {error}')
+    video = is_video_network(parser, spec.options) if args.force_video is None else args.force_video
     shape = (1, args.frames, *args.lr_size) if video else (1, *args.input_size)
     exclude = tuple(args.exclude) if args.exclude is not None else (DEFAULT_VIDEO_EXCLUDE if video else ())
     return ModelPlan(spec=spec, name=_model_name(spec), video=video, shape=shape, exclude=exclude)

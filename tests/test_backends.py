@@ -25,11 +25,11 @@ from effsr_core.profiling.profiler import ProfileSettings, profile_model
 from effsr_core.profiling.report import format_table
 from ssl_plugin.archs import SSLBasicVSR
 from ssl_plugin.pruning.pruner import PruningConfig, StructuredPruner
+from profile_files import write_rfdn_options
 from test_export import SpectralSR
 
 TESTS = Path(__file__).resolve().parent
 AVAILABLE = [backend for backend in BACKENDS if check_backend(backend, 'cpu') is None]
-RFDN_YAML = 'model_type: SRModel\nscale: 4\nnetwork_g:\n  type: RFDN\n  num_feat: 16\n'
 
 
 class TinySR(nn.Module):
@@ -119,8 +119,7 @@ def test_resident_memory_growth_sees_what_the_forward_touches():
 
 def check_profile_command(backend: str, folder: Path) -> None:
     """The profile command under ``backend``: the JSON names it, counts stay PyTorch's, memory is the resident one."""
-    options = folder / 'rfdn.yml'
-    options.write_text(RFDN_YAML)
+    options = write_rfdn_options(folder / 'rfdn.yml', num_feat=16)
     out = folder / 'profile.json'
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
@@ -147,8 +146,7 @@ def test_the_profile_command_reports_the_backend(tmp_path, backend):
 
 
 def test_the_profile_command_refuses_a_network_the_backend_cannot_run(tmp_path, capsys, monkeypatch):
-    options = tmp_path / 'rfdn.yml'
-    options.write_text(RFDN_YAML)
+    options = write_rfdn_options(tmp_path / 'rfdn.yml', num_feat=16)
     monkeypatch.setattr('effsr_core.profile.build_network', lambda *args, **kwargs: (SpectralSR().eval(), False))
     with pytest.raises(SystemExit) as exited:
         main(['-opt', str(options), '--input-size', '3x16x16', '--backend', 'onnxruntime'])

@@ -233,14 +233,13 @@ def test_an_op_without_onnx_form_fails_in_one_line_naming_op_and_module(tmp_path
 def test_the_command_reports_an_unsupported_op_with_status_1(tmp_path, capfd, monkeypatch):
     pytest.importorskip('onnxruntime')
     import effsr_core.command_line
-    import effsr_core.export as command
 
     checkpoint = tmp_path / 'spectral.pth'
     torch.save(SpectralSR().state_dict(), checkpoint)
     options = tmp_path / 'spectral.yml'
     options.write_text('model_type: SRModel\nscale: 2\nnetwork_g:\n  type: SpectralSR\n')
     monkeypatch.setattr(effsr_core.command_line, 'build_model_from_options', lambda path: SpectralSR())
-    monkeypatch.setattr(command, 'is_video_options', lambda path: False)
+    monkeypatch.setattr(effsr_core.command_line, 'is_video_options', lambda path: False)
     output = tmp_path / 'spectral.onnx'
     assert main(['-opt', str(options), '--checkpoint', str(checkpoint), '--format', 'onnx', '--output',
                  str(output), '--input-size', '3x8x8']) == 1

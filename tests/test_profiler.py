@@ -19,10 +19,9 @@ from effsr_core.profiling import (PairedImageFolders, ProfileSettings, build_mod
                                   read_json, write_json)
 from effsr_core.profiling.counting import find_excluded_modules
 from effsr_core.profiling.ranking import competition_ranks
+from profile_files import write_image_pair, write_rfdn_options
 
 compat.install()
-
-RFDN_YAML = 'model_type: SRModel\nscale: 4\nnetwork_g:\n  type: RFDN\n  num_feat: {num_feat}\n'
 
 
 def conv_macs(conv: nn.Conv2d, positions: int) -> int:
@@ -164,11 +163,6 @@ def test_report_json_round_trips(tmp_path):
     assert 'fvcore FLOPs [G]' in table and report['score'] is None
 
 
-def write_rfdn_options(path, num_feat=50):
-    path.write_text(RFDN_YAML.format(num_feat=num_feat))
-    return path
-
-
 def write_basicvsr_options(path):
     path.write_text('model_type: VideoRecurrentModel\nscale: 4\nnetwork_g:\n  type: BasicVSR\n  num_feat: 8\n'
                     '  num_block: 1\n')
@@ -195,18 +189,6 @@ def test_cli_profiles_and_ranks_models(tmp_path, capsys):
     assert report['results']['RFDN']['runtime']['best_ms'] > 0
     assert report['ranking']['scores'] == {'RFDN-16': 5, 'RFDN': 10}
     assert report['results']['RFDN']['checkpoint'] is None
-
-
-def write_image_pair(root, size=96, scale=4):
-    """One GT image and its x4 LQ (DIV2K names) under root/gt and root/lq; returns the two folders."""
-    gt_dir, lq_dir = root / 'gt', root / 'lq'
-    gt_dir.mkdir()
-    lq_dir.mkdir()
-    gt = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
-    cv2.imwrite(str(gt_dir / '0001.png'), gt)
-    cv2.imwrite(str(lq_dir / '0001x4.png'), cv2.resize(gt, (size // scale, size // scale),
-                                                       interpolation=cv2.INTER_AREA))
-    return gt_dir, lq_dir
 
 
 def test_cli_records_checkpoints_and_warns_of_psnr_without_one(tmp_path, capsys):

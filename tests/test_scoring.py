@@ -4,8 +4,6 @@ from __future__ import annotations
 import json
 import math
 
-import cv2
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -14,25 +12,9 @@ from effsr_core import compat
 from effsr_core.profile import main
 from effsr_core.profiling import count_ops
 from effsr_core.profiling.scoring import PROTOCOLS, final_score, format_scores, score_models, score_terms
+from profile_files import write_image_pair, write_rfdn_options
 
 compat.install()
-
-
-def write_rfdn_options(path, num_feat):
-    path.write_text(f'model_type: SRModel\nscale: 4\nnetwork_g:\n  type: RFDN\n  num_feat: {num_feat}\n')
-    return path
-
-
-def write_image_pair(root, size=96, scale=4):
-    """One random GT image and its x4 LQ (DIV2K names) under root/gt and root/lq."""
-    gt_dir, lq_dir = root / 'gt', root / 'lq'
-    gt_dir.mkdir()
-    lq_dir.mkdir()
-    gt = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
-    cv2.imwrite(str(gt_dir / '0001.png'), gt)
-    cv2.imwrite(str(lq_dir / '0001x4.png'), cv2.resize(gt, (size // scale, size // scale),
-                                                       interpolation=cv2.INTER_AREA))
-    return gt_dir, lq_dir
 
 
 def conv_macs(conv: nn.Conv2d, positions: int) -> int:
