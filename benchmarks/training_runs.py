@@ -65,7 +65,7 @@ def evaluated(workdir: Path, name: str, checkpoint: Path, evaluate: Callable[[Pa
 def video_quality(checkpoint: Path, options_path: Path, max_frames: int | None = None) -> tuple[torch.nn.Module, dict]:
     """The network of a run and its PSNR / SSIM (RGB, no crop) on the four validation clips (all 100 frames, or
     the first ``max_frames`` of each)."""
-    from effsr_core.profiling.models import build_model_from_options
+    from effsr_core.networks import build_model_from_options
     from effsr_core.profiling.quality import VideoClipFolders, evaluate_quality
 
     model = build_model_from_options(options_path, checkpoint)
@@ -80,7 +80,7 @@ def video_quality(checkpoint: Path, options_path: Path, max_frames: int | None =
 def image_quality(checkpoint: Path, options_path: Path) -> dict:
     """PSNR / SSIM of an x4 image network on the bundled validation photos (Y channel, 4-pixel border cropped, as
     BasicSR's image SR validation)."""
-    from effsr_core.profiling.models import build_model_from_options
+    from effsr_core.networks import build_model_from_options
     from effsr_core.profiling.quality import PairedImageFolders, evaluate_quality
 
     model = build_model_from_options(options_path, checkpoint)

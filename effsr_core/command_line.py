@@ -7,7 +7,7 @@ import sys
 
 from torch import nn
 
-from effsr_core.profiling.models import (ModelBuildError, build_model_from_options, deployed_form, is_video_options,
+from effsr_core.networks import (ModelBuildError, build_model_from_options, deployed_form, is_video_options,
                                          load_checkpoint)
 
 

@@ -18,7 +18,7 @@ from typing import Sequence
 import torch
 
 from effsr_core.checkpoints import atomic_write, save_atomic
-from effsr_core.profiling.models import build_model_from_options
+from effsr_core.networks import build_model_from_options
 from memsr_plugin.conversion.compiler import DEFAULT_OFFSET, convert
 from memsr_plugin.conversion.equivalence import Equivalence, measure_equivalence
 from memsr_plugin.option_files import toolbox_of, write_derived_options

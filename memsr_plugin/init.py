@@ -26,7 +26,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from effsr_core.checkpoints import atomic_write, save_atomic
-from effsr_core.profiling.models import build_model_from_options
+from effsr_core.networks import build_model_from_options
 from memsr_plugin.conversion import merges as m
 from memsr_plugin.conversion.compiler import DEFAULT_OFFSET, convert
 from memsr_plugin.conversion.plain import PlainConvSR, body_length

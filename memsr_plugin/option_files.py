@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import yaml
 
 from effsr_core.checkpoints import atomic_write
-from effsr_core.profiling.models import read_options
+from effsr_core.networks import read_options
 
 
 def toolbox_of(path: str | Path) -> str:

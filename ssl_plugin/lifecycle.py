@@ -20,6 +20,7 @@ from torch import nn
 
 from effsr_core.checkpoints import read_generator_state, save_atomic
 from effsr_core.distributed import is_main_process
+from effsr_core.networks import frozen
 from effsr_core.options import OptionError
 from ssl_plugin.pruning.curve import FactorCurve
 from ssl_plugin.pruning.pruner import PruningConfig, StructuredPruner, broadcast_plan
@@ -27,11 +28,6 @@ from ssl_plugin.pruning.pruner import PruningConfig, StructuredPruner, broadcast
 TEACHER_FILE = 'pruning_start.pth'
 CURVE_FILE = 'pruning_factors.csv'
 Tensors = dict[str, torch.Tensor]
-
-
-def frozen(net: nn.Module) -> nn.Module:
-    """``net`` in eval mode without gradients (the Temporal Finetuning teacher)."""
-    return net.eval().requires_grad_(False)
 
 
 class SSLPruningLifecycle:

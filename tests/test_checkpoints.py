@@ -12,7 +12,7 @@ from effsr_core.archs.rfdn_arch import RFDN
 from effsr_core.checkpoints import (TRUST_ENV, CheckpointError, atomic_write, load_file, load_weights,
                                     read_generator_state, save_atomic)
 from effsr_core.plugins import import_plugins
-from effsr_core.profiling.models import ModelBuildError, load_checkpoint
+from effsr_core.networks import ModelBuildError, load_checkpoint
 from ssl_plugin.archs import SSLBasicVSR
 
 compat.install()

@@ -18,7 +18,7 @@ from effsr_core.export import main
 from effsr_core.exporting import (DEFAULT_TOLERANCE, FORMATS, ExportError, export_and_verify, random_input,
                                   second_input_shape)
 from effsr_core.plugins import import_plugins
-from effsr_core.profiling.models import build_model_from_options, deployed_form
+from effsr_core.networks import build_model_from_options, deployed_form
 from ssl_plugin.archs.ssl_basicvsr_arch import SSLBasicVSR
 from ssl_plugin.pruning.plan import PruningPlan
 

@@ -8,7 +8,7 @@ import torch
 import yaml
 
 from effsr_core.profiling.memory import measure_peak_memory
-from effsr_core.profiling.models import build_model_from_options
+from effsr_core.networks import build_model_from_options
 from memsr_plugin import convert as convert_command
 from memsr_plugin import init as init_command
 from memsr_plugin.conversion import PlainConvSR, RepSR

@@ -13,10 +13,10 @@ from torch.nn import functional as F
 from effsr_core import compat
 from effsr_core.archs.rfdn_arch import RFDN
 from effsr_core.profile import main, parse_model_spec
-from effsr_core.profiling import (PairedImageFolders, ProfileSettings, build_model_from_options, build_report,
-                                  count_ops, count_parameters, evaluate_quality, format_table, is_video_options,
-                                  load_checkpoint, measure_peak_memory, measure_runtime, profile_model, rank_models,
-                                  read_json, write_json)
+from effsr_core.networks import build_model_from_options, is_video_options, load_checkpoint
+from effsr_core.profiling import (PairedImageFolders, ProfileSettings, build_report, count_ops, count_parameters,
+                                  evaluate_quality, format_table, measure_peak_memory, measure_runtime, profile_model,
+                                  rank_models, read_json, write_json)
 from effsr_core.profiling.counting import find_excluded_modules
 from effsr_core.profiling.ranking import competition_ranks
 from profile_files import write_image_pair, write_rfdn_options

@@ -3,11 +3,10 @@
 One module per measure: ``counting`` (parameters, MACs/FLOPs, NTIRE FLOPs, activations, #conv), ``memory`` (peak
 memory), ``timing`` (best-of-trials runtime), ``quality`` (PSNR / SSIM over a dataset), ``ranking`` (NTIRE sum of
 ranks), ``scoring`` (NTIRE 2024-2026 score) and ``report`` (table and JSON); ``profiler`` runs them on one network
-and ``models`` builds networks from BasicSR / MMagic options files.
+(networks are built from options files by ``effsr_core.networks``).
 """
 from effsr_core.profiling.counting import OpCount, OpReport, ParamCount, count_ops, count_parameters
 from effsr_core.profiling.memory import MemoryResult, measure_peak_memory
-from effsr_core.profiling.models import build_model_from_options, is_video_options, load_checkpoint
 from effsr_core.profiling.profiler import ProfileSettings, profile_model
 from effsr_core.profiling.quality import PairedImageFolders, QualityResult, VideoClipFolders, evaluate_quality
 from effsr_core.profiling.ranking import Ranking, format_ranking, rank_models
@@ -15,7 +14,7 @@ from effsr_core.profiling.report import build_report, format_table, read_json, w
 from effsr_core.profiling.timing import RuntimeResult, measure_runtime
 
 __all__ = ['OpCount', 'OpReport', 'ParamCount', 'count_ops', 'count_parameters', 'MemoryResult', 'measure_peak_memory',
-           'build_model_from_options', 'is_video_options', 'load_checkpoint', 'ProfileSettings', 'profile_model',
+           'ProfileSettings', 'profile_model',
            'PairedImageFolders', 'QualityResult', 'VideoClipFolders', 'evaluate_quality', 'Ranking', 'format_ranking',
            'rank_models', 'build_report', 'format_table', 'read_json', 'write_json', 'RuntimeResult',
            'measure_runtime']

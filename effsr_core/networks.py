@@ -116,3 +116,8 @@ def deployed_form(model: nn.Module) -> nn.Module | None:
     if callable(getattr(model, 'to_plain', None)):
         return model.to_plain().eval()
     return None
+
+
+def frozen(net: nn.Module) -> nn.Module:
+    """``net`` in eval mode without gradients (a teacher: SSL's Temporal Finetuning, MemSR's distillation)."""
+    return net.eval().requires_grad_(False)
