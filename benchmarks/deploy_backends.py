@@ -56,21 +56,23 @@ def build(name: str, seed: int = 0) -> nn.Module:
     if name.startswith('BasicVSR'):
         from ssl_plugin.archs import SSLBasicVSR
         from ssl_plugin.pruning.plan import PruningPlan
-        from ssl_plugin.pruning.pruner import PruningConfig, StructuredPruner
+        from ssl_plugin.pruning.config import PruningConfig
+        from ssl_plugin.pruning.pruner import StructuredPruner
         trained = SSLBasicVSR(num_feat=64, num_block=30).eval()
         plan = (PruningPlan(arch=trained.config, kept={}) if 'dense' in name
                 else StructuredPruner(PruningConfig(ratio=0.5, round_to=16)).select(trained))
         return trained.pruned(plan).eval()
     if name == 'RFDN':
         return RFDN(upscale=SCALE).eval()
-    from memsr_plugin.teacher import EDSRPixelShuffle
+    from memsr_plugin.archs import EDSRPixelShuffle
     teacher = EDSRPixelShuffle(upscale=SCALE, num_feat=64, num_block=16).eval()
     if name.startswith('Teacher-M'):
         return teacher
     from memsr_plugin.conversion import convert
-    from memsr_plugin.init import winning_initialisation
+    from memsr_plugin.winning_init import InitSettings, winning_initialisation
     plain = convert(teacher, dtype=torch.float64, relu_body=True)
-    return winning_initialisation(plain, widths=[64], samples=2, patch=24, seed=seed).student.float().eval()
+    settings = InitSettings.check(widths=[64], samples=2, patch=24, seed=seed)
+    return winning_initialisation(plain, settings).student.float().eval()
 
 
 def example_input(name: str, output: tuple[int, int]) -> torch.Tensor:

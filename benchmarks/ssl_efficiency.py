@@ -34,7 +34,8 @@ from effsr_core.profiling.timing import interleaved_runtimes
 from ssl_plugin.archs import SSLBasicVSR
 from ssl_plugin.pruning.plan import PruningPlan
 from ssl_plugin.options import GROUP_SCORES
-from ssl_plugin.pruning.pruner import PruningConfig, StructuredPruner
+from ssl_plugin.pruning.config import PruningConfig
+from ssl_plugin.pruning.pruner import StructuredPruner
 from training_runs import write_report_files
 
 RESULTS = Path(__file__).parent / 'results'

@@ -1,5 +1,6 @@
 """Pieces shared by the command lines that build a network from options and a checkpoint (``effsr_core.profile``,
-``effsr_core.infer``, ``effsr_core.export``)."""
+``effsr_core.infer``, ``effsr_core.export``, ``memsr_plugin.convert`` / ``init``): the argument types, the network
+arguments and the network they name, progress lines."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +9,52 @@ import sys
 from torch import nn
 
 from effsr_core.networks import (ModelBuildError, build_model_from_options, deployed_form, is_video_options,
-                                         load_checkpoint)
+                                 load_checkpoint)
+
+DEFAULT_CHANNELS = 3  # of a frame size given as HxW
+
+
+def _parse_dims(text: str, allowed_counts: tuple[int, ...], example: str) -> list[int]:
+    parts = text.lower().split('x')
+    if len(parts) not in allowed_counts or not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise argparse.ArgumentTypeError(f'malformed size {text!r}; expected e.g. {example}')
+    return [int(part) for part in parts]
+
+
+def parse_image_size(text: str) -> tuple[int, int, int]:
+    """Parse an image input size 'CxHxW' into (c, h, w) of positive ints."""
+    return tuple(_parse_dims(text, (3,), '3x256x256'))
+
+
+def parse_frame_size(text: str) -> tuple[int, int, int]:
+    """Parse a video frame size 'HxW' (3 channels) or 'CxHxW' into (c, h, w) of positive ints."""
+    dims = _parse_dims(text, (2, 3), '180x320 or 3x180x320')
+    return tuple(dims) if len(dims) == 3 else (DEFAULT_CHANNELS, *dims)
+
+
+def parse_positive(text: str) -> int:
+    """Parse a positive int."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f'expected a positive integer, got {text!r}')
+    return int(text)
+
+
+def parse_non_negative(text: str) -> int:
+    """Parse an int >= 0."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f'expected an integer >= 0, got {text!r}')
+    return int(text)
+
+
+def parse_tolerance(text: str) -> float:
+    """Parse a finite float > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float('nan')
+    if not value > 0 or value == float('inf'):
+        raise argparse.ArgumentTypeError(f'expected a number > 0 such as 1e-4, got {text!r}')
+    return value
 
 
 def say(message: str) -> None:

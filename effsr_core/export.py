@@ -24,10 +24,10 @@ from typing import Sequence
 import torch
 
 from effsr_core import compat
-from effsr_core.command_line import add_network_arguments, build_network, is_video_network, say
+from effsr_core.command_line import (add_network_arguments, build_network, is_video_network, parse_frame_size,
+                                     parse_image_size, parse_positive, parse_tolerance, say)
 from effsr_core.exporting import (DEFAULT_OPSET, DEFAULT_TOLERANCE, FORMATS, MAX_OPSET, MIN_OPSET, ExportError,
                                   ExportReport, export_and_verify)
-from effsr_core.profile import parse_frame_size, parse_image_size, parse_positive
 
 EXAMPLE = ('example:\n'
            '  python -m effsr_core.export -opt options/basicsr/ssl/demo_SSL_BasicVSR_tiny_offline.yml \\\n'
@@ -36,17 +36,6 @@ EXAMPLE = ('example:\n'
 DEFAULT_IMAGE_SIZE = (3, 64, 64)
 DEFAULT_FRAME_SIZE = (3, 64, 64)
 DEFAULT_FRAMES = 3
-
-
-def parse_tolerance(text: str) -> float:
-    """Parse a finite float > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float('nan')
-    if not value > 0 or value == float('inf'):
-        raise argparse.ArgumentTypeError(f'expected a number > 0 such as 1e-4, got {text!r}')
-    return value
 
 
 def parse_opset(text: str) -> int:

@@ -24,10 +24,10 @@ from typing import Sequence
 import torch
 
 from effsr_core import compat
-from effsr_core.command_line import add_network_arguments, build_network, is_video_network, say
+from effsr_core.command_line import (add_network_arguments, build_network, is_video_network, parse_non_negative,
+                                     parse_positive, say)
 from effsr_core.inference import (DEFAULT_CLIP_OVERLAP, DEFAULT_TILE_OVERLAP, InferenceError, InferenceItem,
                                   InferenceSettings, check_tile_fits, plan_images, plan_video, run_inference)
-from effsr_core.profile import parse_positive
 from effsr_core.video_files import VIDEO_SUFFIXES
 
 EXAMPLE = ('example:\n'
@@ -39,13 +39,6 @@ EXAMPLE = ('example:\n'
 OPTION_OF_SETTING = {'input': '--input', 'output': '--output', 'tile': '--tile', 'tile_overlap': '--tile-overlap',
                      'tile_blend': '--tile-blend', 'clip_length': '--clip-length', 'clip_overlap': '--clip-overlap',
                      'model': '-opt/--options'}
-
-
-def parse_non_negative(text: str) -> int:
-    """Parse an int >= 0."""
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f'expected an integer >= 0, got {text!r}')
-    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:

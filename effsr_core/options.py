@@ -7,12 +7,18 @@ argument and writes the options table of the docs (``markdown_table``)::
     REGULARIZATION = OptionSection('regularization', 'growing sparsity regularisation', (
         Option('t1', 5, 'iterations between two increments of alpha', minimum=1), ...))
     values = REGULARIZATION.check(given, prefix='pruning.regularization')   # defaults filled in, or OptionError
+
+Validated once: a section whose values are all immutable (no mapping-valued option) is checked once per content
+in a process, and every later check of the same content (or of its checked values) returns the same read-only
+mapping. The entry point checks first; the model, hook or scheduler that later asks again gets that object back,
+however it was started (BasicSR re-reads the options file inside its pipeline, so the object cannot be handed over).
 """
 from __future__ import annotations
 
 import difflib
 import inspect
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 TYPE_NAMES = {bool: 'bool', int: 'int', float: 'float', str: 'str', list: 'list', dict: 'mapping'}
@@ -147,13 +153,32 @@ class OptionSection:
     def default(self) -> dict[str, Any]:
         return self.check(None, self.name)
 
-    def check(self, given: Mapping[str, Any] | None, prefix: str | None = None) -> dict[str, Any]:
-        """Every declared option of the section, checked, with defaults for the ones not given.
+    @property
+    def immutable(self) -> bool:
+        """Whether every checked value is immutable (no mapping-valued option): then a check is done once."""
+        return all(option.immutable if isinstance(option, OptionSection) else option.value_type is not dict
+                   for option in self.options)
+
+    def check(self, given: Mapping[str, Any] | None, prefix: str | None = None) -> Mapping[str, Any]:
+        """Every declared option of the section, checked, with defaults for the ones not given (read-only and
+        shared when the section is ``immutable``; see the module docstring).
 
         Args:
             given: the section as written by the user (None: left out).
             prefix: the section's full option name in this toolbox (e.g. ``model.pruning``) for messages.
         """
+        key = _content_key(self, given) if self.immutable else None
+        if key is not None and key in _CHECKED:
+            return _CHECKED[key][1]
+        values = self.validate_values(given, prefix)
+        if key is not None:
+            values = MappingProxyType(values)
+            for content in (key, _content_key(self, values)):
+                _CHECKED[content] = (self, values)  # the section is held so that its id is not reused
+        return values
+
+    def validate_values(self, given: Mapping[str, Any] | None, prefix: str | None = None) -> dict[str, Any]:
+        """The check itself (``check`` skips it for content already checked)."""
         prefix = prefix or self.name
         if given is None:
             if not self.nullable:
@@ -181,6 +206,28 @@ class OptionSection:
             else:
                 rows.append((name, option.allowed_text(), _format_default(option.default), option.help))
         return rows
+
+
+#: Checked values of immutable sections, by section and content (``OptionSection.check``).
+_CHECKED: dict[tuple, tuple[OptionSection, Mapping[str, Any]]] = {}
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable image of ``value`` that tells apart what a check tells apart (types included: True, 1, 1.0)."""
+    if isinstance(value, Mapping):
+        return ('mapping', tuple(sorted(((type(k).__name__, str(k), _frozen(v)) for k, v in value.items()),
+                                        key=lambda item: item[:2])))
+    if isinstance(value, (list, tuple)):
+        return ('sequence', tuple(_frozen(item) for item in value))
+    hash(value)
+    return (type(value).__name__, value)
+
+
+def _content_key(section: OptionSection, given: Any) -> tuple | None:
+    try:
+        return id(section), _frozen(given)
+    except TypeError:  # an unhashable value: checked every time (and refused, as no option takes one)
+        return None
 
 
 def _is_number_text(value: Any) -> bool:

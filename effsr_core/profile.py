@@ -28,7 +28,8 @@ from typing import Sequence
 import torch
 
 from effsr_core import compat
-from effsr_core.command_line import build_network, is_video_network, say
+from effsr_core.command_line import (build_network, is_video_network, parse_frame_size, parse_image_size,
+                                     parse_positive, say)
 from effsr_core.profiling.backends import BACKENDS, BackendError, CompiledNetwork, check_backend, compile_network
 from effsr_core.profiling.counting import find_excluded_modules
 from effsr_core.profiling.profiler import ProfileSettings, profile_model
@@ -38,7 +39,6 @@ from effsr_core.profiling.report import build_report, format_table, write_json
 from effsr_core.profiling.scoring import PROTOCOLS, describe, format_scores, score_models
 
 DEFAULT_VIDEO_EXCLUDE = ('spynet',)
-DEFAULT_CHANNELS = 3
 EXAMPLE = ('example:\n'
            '  python -m effsr_core.profile --model A=a.yml:a.pth --model B=b.py:b.pth --lr-size 180x320 \\\n'
            '      --frames 10 --dataset-gt val/GT --dataset-lq val/LQ --json out.json')
@@ -50,31 +50,6 @@ class ModelSpec:
     options: str
     checkpoint: str | None = None
     name: str | None = None
-
-
-def _parse_dims(text: str, allowed_counts: tuple[int, ...], example: str) -> list[int]:
-    parts = text.lower().split('x')
-    if len(parts) not in allowed_counts or not all(part.isdigit() and int(part) > 0 for part in parts):
-        raise argparse.ArgumentTypeError(f'malformed size {text!r}; expected e.g. {example}')
-    return [int(part) for part in parts]
-
-
-def parse_image_size(text: str) -> tuple[int, int, int]:
-    """Parse an image input size 'CxHxW' into (c, h, w) of positive ints."""
-    return tuple(_parse_dims(text, (3,), '3x256x256'))
-
-
-def parse_frame_size(text: str) -> tuple[int, int, int]:
-    """Parse a video frame size 'HxW' (3 channels) or 'CxHxW' into (c, h, w) of positive ints."""
-    dims = _parse_dims(text, (2, 3), '180x320 or 3x180x320')
-    return tuple(dims) if len(dims) == 3 else (DEFAULT_CHANNELS, *dims)
-
-
-def parse_positive(text: str) -> int:
-    """Parse a positive int."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f'expected a positive integer, got {text!r}')
-    return int(text)
 
 
 def parse_model_spec(text: str) -> ModelSpec:

@@ -23,7 +23,8 @@ from effsr_core.distributed import is_main_process
 from effsr_core.networks import frozen
 from effsr_core.options import OptionError
 from ssl_plugin.pruning.curve import FactorCurve
-from ssl_plugin.pruning.pruner import PruningConfig, StructuredPruner, broadcast_plan
+from ssl_plugin.pruning.config import PruningConfig
+from ssl_plugin.pruning.pruner import StructuredPruner, broadcast_plan
 
 TEACHER_FILE = 'pruning_start.pth'
 CURVE_FILE = 'pruning_factors.csv'
@@ -31,7 +32,7 @@ Tensors = dict[str, torch.Tensor]
 
 
 class SSLPruningLifecycle:
-    """Drives a network with the SSL pruning interface (``SSLBasicVSR``) through the phases of one training run.
+    """Drives a ``PrunableNetwork`` (e.g. ``SSLBasicVSR``) through the phases of one training run.
 
     Args:
         pruning: the ``pruning`` options (see ``PruningConfig``).

@@ -24,7 +24,8 @@ from effsr_core.profiling.memory import RESIDENT_METHOD, measure_resident_growth
 from effsr_core.profiling.profiler import ProfileSettings, profile_model
 from effsr_core.profiling.report import format_table
 from ssl_plugin.archs import SSLBasicVSR
-from ssl_plugin.pruning.pruner import PruningConfig, StructuredPruner
+from ssl_plugin.pruning.config import PruningConfig
+from ssl_plugin.pruning.pruner import StructuredPruner
 from profile_files import write_rfdn_options
 from test_export import SpectralSR
 

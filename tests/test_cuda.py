@@ -17,7 +17,8 @@ from effsr_core.profiling.profiler import ProfileSettings, profile_model
 from memsr_plugin.conversion import convert
 from memsr_plugin.teacher import EDSRPixelShuffle
 from ssl_plugin.archs import SSLBasicVSR
-from ssl_plugin.pruning.pruner import PruningConfig, StructuredPruner
+from ssl_plugin.pruning.config import PruningConfig
+from ssl_plugin.pruning.pruner import StructuredPruner
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
 #: float32 on the GPU (TF32 off) against the CPU: different kernels and summation orders.

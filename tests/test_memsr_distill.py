@@ -274,7 +274,7 @@ def test_basicsr_resume_keeps_the_teacher_path():
     from basicsr.utils import check_resume
 
     import effsr_core.basicsr  # noqa: F401  (registers MemSRDistillModel)
-    from effsr_core.compat.fixes import keep_frozen_networks
+    from effsr_core.basicsr.plugin_model import keep_frozen_networks
 
     opt = {'model_type': 'MemSRDistillModel', 'network_g': {}, 'network_t': {},
            'path': {'resume_state': '2.state', 'models': 'models', 'pretrain_network_g': 'init.pth',

@@ -132,7 +132,8 @@ def test_baselines_and_rounding_run_in_the_same_framework(tmp_path, repo_root, t
     plan, _ = _plan_of(tmp_path / 'experiments' / opt['name'] / 'models/net_g_latest.pth')
     assert plan.method == method
     from ssl_plugin.archs import SSLBasicVSR
-    from ssl_plugin.pruning.pruner import PruningConfig, StructuredPruner
+    from ssl_plugin.pruning.config import PruningConfig
+    from ssl_plugin.pruning.pruner import StructuredPruner
 
     sizes = StructuredPruner(PruningConfig(method=method)).groups(
         SSLBasicVSR(num_feat=NUM_FEAT, num_block=NUM_BLOCK, upsample_feat=opt['network_g'].get('upsample_feat', 64)))

@@ -7,11 +7,17 @@ import torch.multiprocessing as mp
 
 from ssl_plugin.archs import SSLBasicVSR
 from ssl_plugin.losses import TemporalFinetuneLoss
+from ssl_plugin.pruning.config import PruningConfig
 from ssl_plugin.pruning.curve import FactorCurve
 from ssl_plugin.pruning.plan import PruningPlan
-from ssl_plugin.pruning.pruner import PruningConfig, StructuredPruner, broadcast_plan
+from ssl_plugin.pruning.pruner import StructuredPruner, broadcast_plan
 from ssl_plugin.pruning.regularization import GrowingRegularization
-from ssl_plugin.pruning.selection import select_kept
+from ssl_plugin.pruning.selection import select_kept as _select_kept
+
+
+def select_kept(scores, ratio, selection='min_global', round_to=None, seed=0):
+    """The selection through the checked settings, as every caller of the selection gets them."""
+    return _select_kept(scores, PruningConfig(ratio=ratio, selection=selection, round_to=round_to, seed=seed))
 
 
 def _net(seed=0, **kwargs):

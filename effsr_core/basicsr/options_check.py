@@ -2,11 +2,12 @@
 the option and what is allowed (BasicSR itself fails late, deep in a dataloader, or silently ignores a key).
 
 What a model reads is declared as data: BasicSR's own train keys below (per model class), a plugin model's
-additions in its ``train_options`` and its own top-level sections in ``option_sections`` (``OptionSection``s).
+additions in its ``train_options`` and its own top-level sections in ``option_sections`` (``OptionSection``s; the
+contract is ``effsr_core.basicsr.plugin_model.PluginModel``).
 A plugin that changes BasicSR's training pipeline itself (not a model) declares the top-level section its pipeline
 wrapper reads with ``register_pipeline_section``: it then applies to every model derived from the named BasicSR
 model classes (e.g. ``multigrid`` for every video model). A model's rules that need the whole options file go in its
-``check_options(opt, check_paths)`` classmethod (``check_paths`` False: read no file).
+``PluginModel.check_options(opt, check_paths)`` classmethod (``check_paths`` False: read no file).
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import os.path as osp
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from effsr_core.basicsr.dataset_check import check_dataset
+from effsr_core.basicsr.dataset_section_check import check_dataset
+from effsr_core.basicsr.plugin_model import declarations
 from effsr_core.basicsr.schedulers import supported_schedulers
 from effsr_core.options import (Option, OptionError, OptionSection, check_keys, did_you_mean, parameter_names,
                                 unknown_choice)
@@ -107,7 +109,7 @@ def plugin_sections() -> dict[str, dict[str, OptionSection]]:
 
     sections: dict[str, dict[str, OptionSection]] = {}
     for name in MODEL_REGISTRY.keys():
-        for section in getattr(MODEL_REGISTRY.get(name), 'option_sections', ()):
+        for section in declarations(MODEL_REGISTRY.get(name)).option_sections:
             sections.setdefault(section.name, {})[name] = section
     return sections
 
@@ -147,8 +149,7 @@ def check_basicsr_options(opt: dict, is_train: bool = True, check_paths: bool = 
         _check_scheduler(opt, model_cls, (train.get('scheduler') or {}).get('type'))
     if opt.get('val') is not None:
         _check_metrics(opt['val'])
-    if hasattr(model_cls, 'check_options'):
-        model_cls.check_options(opt, check_paths=check_paths)
+    declarations(model_cls).check_options(opt, check_paths=check_paths)
     for name, entry in PIPELINE_SECTIONS.items():
         if opt.get(name) is not None and entry.check is not None:
             entry.check(opt, model_cls, check_paths)
@@ -173,7 +174,7 @@ def _check_top_level(opt: Mapping[str, Any], model_type: str, model_cls: type) -
     """Plugin sections are checked against their declaration; a section no model of this type reads, or a key
     that looks like a misspelt one, is refused (it would otherwise be silently ignored)."""
     sections = plugin_sections()
-    own = {section.name: section for section in getattr(model_cls, 'option_sections', ())}
+    own = {section.name: section for section in declarations(model_cls).option_sections}
     known = [*BASICSR_TOP_LEVEL, *sections, *PIPELINE_SECTIONS]
     for key, value in opt.items():
         if key in own:

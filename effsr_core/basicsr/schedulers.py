@@ -10,6 +10,7 @@ import copy
 from typing import Any, Mapping
 
 from effsr_core import registry
+from effsr_core.basicsr.plugin_model import declarations
 
 BASICSR_SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
 
@@ -41,7 +42,5 @@ class RegisteredSchedulers:
 
 
 def schedule_offset(model_cls: type, opt: Mapping[str, Any]) -> int:
-    """Iterations before ``train.scheduler`` starts for this model class: 0, unless the class declares
-    ``schedule_offset(opt)`` (a model that restarts its schedule later, e.g. SSL fine-tuning after pruning)."""
-    offset = getattr(model_cls, 'schedule_offset', None)
-    return int(offset(opt)) if callable(offset) else 0
+    """Iterations before ``train.scheduler`` starts for this model class (``PluginModel.schedule_offset``)."""
+    return int(declarations(model_cls).schedule_offset(opt))

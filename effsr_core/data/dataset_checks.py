@@ -7,7 +7,8 @@ import os.path as osp
 from pathlib import Path
 from typing import Mapping
 
-from effsr_core.data.meta_info import IMAGE_SUFFIXES, image_shape, read_meta_info
+from effsr_core.data.meta_info import image_shape, read_meta_info
+from effsr_core.images import IMAGE_SUFFIXES
 from effsr_core.options import OptionError
 
 Shape = tuple[int, ...]

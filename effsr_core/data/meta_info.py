@@ -14,8 +14,11 @@ import argparse
 from pathlib import Path
 from typing import Iterable, Sequence
 
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp')
+from effsr_core.images import IMAGE_SUFFIXES
+
 VIMEO_SEPTUPLET = (7, (256, 448, 3))
+#: BasicSR's REDS datasets draw frames 0-99 of every clip (``reds_dataset.py``: "each clip has 100 frames").
+REDS_CLIP_FRAMES = 100
 
 
 def meta_line(name: str, frames: int, shape: Sequence[int]) -> str:

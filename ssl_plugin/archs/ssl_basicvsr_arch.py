@@ -187,6 +187,11 @@ class SSLBasicVSR(nn.Module):
         groups.update(upconv1=num_feat, upconv2=up_feat, conv_hr=up_feat)
         return groups
 
+    def unit_kind(self, group: str) -> str:
+        """``upsampler`` for the pixel-shuffle convs and ``conv_hr``, else the group's last name part (``in``,
+        ``mid``, ``out``, ``hidden``)."""
+        return 'upsampler' if group in UPSAMPLER_GROUPS else group.rsplit('.', 1)[-1]
+
     def _build(self, plan: PruningPlan | None) -> None:
         """(Re)create every pruned layer for ``plan`` (dense with factors when ``None``); SpyNet is kept."""
         if plan is not None:

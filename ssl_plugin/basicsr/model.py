@@ -22,18 +22,20 @@ from basicsr.models.video_recurrent_model import VideoRecurrentModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
+from effsr_core.basicsr.plugin_model import PluginModel
 from effsr_core.basicsr.schedulers import RegisteredSchedulers
 from effsr_core.options import OptionError
 from ssl_plugin.lifecycle import CURVE_FILE, TEACHER_FILE, SSLPruningLifecycle
 from ssl_plugin.options import BASICSR_TRAIN, PRUNING
-from ssl_plugin.pruning.pruner import PruningConfig
+from ssl_plugin.pruning.interface import PrunableNetwork
+from ssl_plugin.pruning.config import PruningConfig
 
 OPTION_NAMES = {'pruning': 'pruning', 'total_iters': 'train.total_iter', 'tf': 'train.tf_opt',
                 'fix_flow': 'train.fix_flow'}
 
 
 @MODEL_REGISTRY.register()
-class SSLPruningModel(RegisteredSchedulers, VideoRecurrentModel):
+class SSLPruningModel(PluginModel, RegisteredSchedulers, VideoRecurrentModel):
     """VideoRecurrentModel that prunes its network with SSL (or the L1-norm / ASSL baselines) while training."""
 
     option_sections = (PRUNING,)
@@ -61,7 +63,7 @@ class SSLPruningModel(RegisteredSchedulers, VideoRecurrentModel):
     # ---------------------------------------------------------------------------------------- set-up
     def init_training_settings(self):
         net = self.get_bare_model(self.net_g)
-        if not hasattr(net, 'pending_plan'):
+        if not isinstance(net, PrunableNetwork):
             raise OptionError(f'network_g.type: {type(net).__name__} has no pruning interface; use SSLBasicVSR.')
         tf_opt = self._train_opt.get('tf_opt')
         path = self.opt['path']

@@ -12,19 +12,11 @@ from typing import Mapping
 
 import torch
 
-from ssl_plugin.options import SELECTIONS
-
-
-def check_ratio(ratio: float, option: str = 'pruning.ratio') -> float:
-    if not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
-        raise ValueError(f'{option} must be a number in [0, 1), got {ratio!r}.')
-    return float(ratio)
+from ssl_plugin.pruning.config import PruningConfig
 
 
 def _priorities(scores: Mapping[str, torch.Tensor], selection: str, seed: int) -> dict[str, torch.Tensor]:
     """Keep priority of every unit: units with the lowest priority are pruned first."""
-    if selection not in SELECTIONS:
-        raise ValueError(f'pruning.selection: {selection!r} is not one of {", ".join(SELECTIONS)}.')
     if selection == 'random':
         generator = torch.Generator().manual_seed(seed)
         return {name: torch.rand(len(s), generator=generator, dtype=torch.float64) for name, s in scores.items()}
@@ -38,24 +30,20 @@ def _ranked(priority: torch.Tensor) -> list[int]:
     return sorted(range(len(values)), key=lambda i: (-values[i], i))
 
 
-def select_kept(scores: Mapping[str, torch.Tensor], ratio: float, selection: str = 'min_global',
-                round_to: int | None = None, seed: int = 0) -> dict[str, list[int]]:
-    """Kept unit indices per group.
+def select_kept(scores: Mapping[str, torch.Tensor], config: PruningConfig) -> dict[str, list[int]]:
+    """Kept unit indices per group, by ``config.selection`` at ``config.ratio`` (``round_to``, ``seed`` too).
 
     Args:
         scores: importance of every unit, per group (e.g. L1 norms).
-        ratio: fraction of units to prune, in [0, 1): of all units (global) or of each group (local).
-        selection: one of ``SELECTIONS``.
-        round_to: round each group's kept count to a multiple of this (at least one multiple, at most the group).
-        seed: seed of the ``random`` selection.
+        config: the checked settings: ``ratio`` is the fraction of units to prune, of all units (global) or of
+            each group (local); ``round_to`` rounds each group's kept count to a multiple (at least one multiple,
+            at most the group); ``seed`` seeds the ``random`` selection.
 
     Returns:
         Sorted kept indices for every group of ``scores``.
     """
-    ratio = check_ratio(ratio)
-    if round_to is not None and (not isinstance(round_to, int) or round_to < 1):
-        raise ValueError(f'pruning.round_to must be a positive integer or null, got {round_to!r}.')
-    priorities = _priorities(scores, selection, seed)
+    ratio, selection, round_to = config.ratio, config.selection, config.round_to
+    priorities = _priorities(scores, selection, config.seed)
     ranked = {name: _ranked(p) for name, p in priorities.items()}
     if selection.endswith('local'):
         keep_counts = {name: len(r) - math.floor(len(r) * ratio) for name, r in ranked.items()}

@@ -6,7 +6,7 @@ toolboxes when they run, never at interpreter start (the start-up hook imports `
 from effsr_core.compat.fixes.for_basicsr import (basicsr_checkpoints, basicsr_cpu_distributed_init,
                                                  basicsr_cpu_model_to_device, basicsr_resume_state,
                                                  basicsr_spynet_small_frames, basicsr_state_globals,
-                                                 basicsr_video_validation, keep_frozen_networks, latest_good_state)
+                                                 basicsr_video_validation, latest_good_state)
 from effsr_core.compat.fixes.for_mmengine import (mmengine_atomic_put, mmengine_runner_checkpoint_name,
                                                   mmengine_safe_load, mmengine_shape_check, mmengine_state_globals)
 from effsr_core.compat.fixes.for_torch import (functional_tensor_alias, mmcv_ext_stub, numpy_bool8,
@@ -15,7 +15,7 @@ from effsr_core.compat.fixes.marks import _is_patched, _mark  # noqa: F401  (tes
 
 __all__ = ['basicsr_checkpoints', 'basicsr_cpu_distributed_init', 'basicsr_cpu_model_to_device',
            'basicsr_resume_state', 'basicsr_spynet_small_frames', 'basicsr_state_globals', 'basicsr_video_validation',
-           'keep_frozen_networks', 'latest_good_state',
+           'latest_good_state',
            'mmengine_atomic_put', 'mmengine_runner_checkpoint_name', 'mmengine_safe_load',
            'mmengine_shape_check', 'mmengine_state_globals', 'functional_tensor_alias', 'mmcv_ext_stub',
            'numpy_bool8', 'restore_register_fake', 'tolerate_missing_torchvision_ops']

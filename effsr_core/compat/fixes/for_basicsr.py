@@ -25,6 +25,7 @@ def basicsr_resume_state(module) -> bool:
     import torch
     from basicsr.utils import check_resume
 
+    from effsr_core.basicsr.plugin_model import keep_frozen_networks
     from effsr_core.checkpoints import load_file
 
     @_mark
@@ -46,19 +47,6 @@ def basicsr_resume_state(module) -> bool:
 
     module.load_resume_state = load_resume_state
     return True
-
-
-def keep_frozen_networks(opt) -> None:
-    """Add the networks the model declares frozen (``frozen_networks``, e.g. a distillation teacher that is never
-    saved) to ``path.ignore_resume_networks``: BasicSR's ``check_resume`` would otherwise point their
-    ``pretrain_network_*`` to ``net_*_<iter>.pth`` files that do not exist."""
-    from basicsr.utils.registry import MODEL_REGISTRY
-
-    model_type = opt.get('model_type', 'SRModel')
-    frozen = getattr(MODEL_REGISTRY.get(model_type), 'frozen_networks', ()) if model_type in MODEL_REGISTRY else ()
-    ignored = list(opt['path'].get('ignore_resume_networks') or [])
-    if frozen:
-        opt['path']['ignore_resume_networks'] = ignored + [name for name in frozen if name not in ignored]
 
 
 def _resume_networks(opt, iteration: int) -> list[str]:

@@ -7,10 +7,9 @@ import os.path as osp
 from typing import Any, Mapping
 
 from effsr_core.data.dataset_checks import check_clip_frames, check_patch_size, check_scale, clip_shapes, first_image
+from effsr_core.data.meta_info import REDS_CLIP_FRAMES
 from effsr_core.options import OptionError, unknown_choice
 
-#: BasicSR's REDS datasets draw frames 0-99 of every clip (``reds_dataset.py``: "each clip has 100 frames").
-REDS_CLIP_FRAMES = 100
 #: ``name`` values BasicSR's ``VideoTestDataset`` (and its recurrent subclass) accept, compared lower-case.
 VIDEO_TEST_NAMES = ('Vid4', 'REDS4', 'REDSOfficial')
 
