@@ -33,10 +33,10 @@ from effsr_core.profiling.profiler import ProfileSettings, profile_model
 from effsr_core.profiling.report import machine_info
 from effsr_core.profiling.timing import interleaved_runtimes
 import memsr_plugin.basicsr.conversion  # noqa: F401  (BasicSR's EDSR becomes convertible)
+from memsr_plugin.archs import EDSRPixelShuffle
 from memsr_plugin.conversion import PlainConvSR, convert
 from memsr_plugin.conversion.equivalence import measure_equivalence
-from memsr_plugin.init import winning_initialisation
-from memsr_plugin.teacher import EDSRPixelShuffle
+from memsr_plugin.winning_init import InitSettings, winning_initialisation
 from training_runs import write_report_files
 
 RESULTS = Path(__file__).parent / 'results'
@@ -68,10 +68,10 @@ def checked_plain(net: nn.Module, seed: int) -> tuple[PlainConvSR, dict]:
 def students(teacher: nn.Module, seed: int, samples: int, patch: int) -> dict[str, tuple[PlainConvSR, dict]]:
     """Plain-M and Plain-X by Alg. 1 on the teacher's plain form (the paper's: conv + ReLU in every body layer)."""
     plain = convert(teacher, dtype=torch.float64, relu_body=True)
-    made = {'Plain-M': winning_initialisation(plain, widths=[64], samples=samples, patch=patch, seed=seed)}
+    sampling = {'samples': samples, 'patch': patch, 'seed': seed}
+    made = {'Plain-M': winning_initialisation(plain, InitSettings.check(widths=[64], **sampling))}
     for theta in THETAS:
-        made[f'Plain-X (theta {theta})'] = winning_initialisation(plain, theta=theta, samples=samples, patch=patch,
-                                                                  seed=seed)
+        made[f'Plain-X (theta {theta})'] = winning_initialisation(plain, InitSettings.check(theta=theta, **sampling))
     return {name: (result.student.float().eval(), {'widths': result.widths, 'errors': result.errors})
             for name, result in made.items()}
 

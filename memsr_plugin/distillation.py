@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from effsr_core.checkpoints import CheckpointError, load_file, load_weights, weights_reading_globals
 from effsr_core.distributed import is_distributed
+from effsr_core.networks import frozen
 from effsr_core.options import OptionError
 from memsr_plugin.conversion import NotConvertibleError, PlainConvSR, convert
 from memsr_plugin.conversion.equivalence import feature_scale
@@ -38,11 +39,6 @@ Tensors = dict[str, Tensor]
 def feature_channels(net: PlainConvSR) -> list[int]:
     """Channels of the output of every layer of ``net`` (after its pixel shuffle): what ``return_features`` gives."""
     return [width // (shuffle * shuffle) for width, shuffle in zip(net.widths, net.shuffles)]
-
-
-def frozen(net: nn.Module) -> nn.Module:
-    """``net`` in eval mode without gradients (the teacher)."""
-    return net.eval().requires_grad_(False)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""MemSR distillation's options, declared once: they check BasicSR YAMLs and MMagic configs and make the table in
-docs/options.md.
+"""MemSR's options, declared once: the winning initialisation's settings (``python -m memsr_plugin.init``,
+``winning_init.InitSettings``) and the distillation's, which check BasicSR YAMLs and MMagic configs; all make the
+tables in docs/options.md.
 
 The ``distill`` section is the same in both toolboxes (``distill:`` in a BasicSR YAML, ``model.distill`` in an
 MMagic config); the teacher is where each toolbox keeps networks (``network_t`` + ``path.pretrain_network_t`` /
@@ -7,7 +8,29 @@ MMagic config); the teacher is where each toolbox keeps networks (``network_t`` 
 """
 from __future__ import annotations
 
-from effsr_core.options import Option, OptionSection
+from typing import Any
+
+from effsr_core.options import Option, OptionError, OptionSection
+
+
+def _one_width_rule(values: dict[str, Any], prefix: str) -> None:
+    if (values['widths'] is None) == (values['theta'] is None):
+        raise OptionError('give exactly one of widths (fixed per-layer widths) and theta (dynamic width, Sec. 3.5)')
+
+
+INITIALISATION = OptionSection('initialisation', 'winning initialisation of a plain student (Alg. 1, Sec. 3.5)', (
+    Option('widths', None, 'fixed student widths, one per teacher body layer, or one for all', type=int,
+           is_list=True, minimum=1, nullable=True),
+    Option('theta', None, 'dynamic width: the smallest width per layer with relative error <= theta (Sec. 3.5; the '
+           'paper uses 0.05 or 0.14)', type=float, minimum=0, maximum=1, exclusive_minimum=True,
+           exclusive_maximum=True, nullable=True),
+    Option('samples', 16, 'number of random input patches', minimum=1),
+    Option('patch', 48, 'height and width of the input patches', minimum=1),
+    Option('seed', 0, 'seed of the random inputs'),
+    Option('beta', 3.0, 'mean-shift coefficient of Alg. 1 (0: none)', minimum=0),
+), nullable=False, validate=_one_width_rule,
+    where='`python -m memsr_plugin.init`, the same names as flags (exactly one of --widths and --theta) · Python: '
+          '`memsr_plugin.winning_init.InitSettings.check(...)`')
 
 DISTILL = OptionSection('distill', 'initialisation-aware feature distillation (MemSR Sec. 3.4, Eq. 12-14)', (
     Option('loss_weight', 0.3, 'lambda of Eq. 14: weight of the distillation term at the first iteration',

@@ -14,11 +14,12 @@ Experiments (Sec. 4.1, App. C), each at x2, x3 and x4 on DIV2K:
   Plain-X    written by that init command with --theta 0.05 or 0.14 and the Plain-M template: the per-layer
              widths come from the trained teacher, so no file is shipped
 and BasicSR tests of Teacher-M and Plain-M on Set5, Set14, B100 and Urban100 (PSNR / SSIM on Y, crop_border =
-scale): basicsr/memsr/test_{EDSR_Teacher-M,MemSR_Plain-M}_x<s>_benchmarks.yml.
+scale): basicsr/memsr/test_{EDSR_Teacher-M,MemSR_Plain-M}_x<s>_benchmarks.yml. Each MMagic config is a few lines
+on its method's base (mmagic/memsr/_base_/{edsr_teacher-m,memsr_plain-m}_div2k.py), as the SSL ones are.
 Training (Sec. 4.1): HR patches 192, batch 16, Adam (0.9, 0.999), PyTorch's one-cycle LR with max 2e-4, 1e6
 iterations, lambda 0.3, epsilon 1e-5, seed 233 (the paper repeats each run with 233-236). The student network is
-what memsr_plugin.init.winning_initialisation makes of a randomly initialised teacher (its architecture does not
-depend on the weights), i.e. what `python -m memsr_plugin.init --widths 64` writes.
+what memsr_plugin.winning_init.winning_initialisation makes of a randomly initialised teacher (its architecture does
+not depend on the weights), i.e. what `python -m memsr_plugin.init --widths 64` writes.
 Edit this generator, not the files: tests/test_options.py checks that they match.
 """
 from __future__ import annotations
@@ -155,14 +156,15 @@ def plain_m_student(teacher: dict) -> dict:
     weights and the patch fix only the student's weights)."""
     import torch
 
+    from memsr_plugin.archs import EDSRPixelShuffle
     from memsr_plugin.conversion import convert
-    from memsr_plugin.init import winning_initialisation
-    from memsr_plugin.teacher import EDSRPixelShuffle
+    from memsr_plugin.winning_init import InitSettings, winning_initialisation
 
     torch.manual_seed(0)
     network = EDSRPixelShuffle(**{key: value for key, value in teacher.items() if key != 'type'})
     plain_teacher = convert(network, dtype=torch.float64, relu_body=True)
-    student = winning_initialisation(plain_teacher, widths=[PLAIN_M_WIDTH], samples=1, patch=12).student
+    student = winning_initialisation(plain_teacher, InitSettings.check(widths=[PLAIN_M_WIDTH], samples=1,
+                                                                     patch=12)).student
     return {'type': 'PlainConvSR', **student.config()}
 
 
@@ -264,9 +266,15 @@ def basicsr_files(scale: int) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------------------------ MMagic
+class Expr(str):
+    """Python text that ``python_text`` writes as it is (an expression of the scale in a base config)."""
+
+
 def python_text(value) -> str:
     """``value`` as python config text: dicts as ``dict(...)``, lists with runs of 3+ equal items as
-    ``[x] * n`` (``[64] * 34 + [256, 256, 3]``)."""
+    ``[x] * n`` (``[64] * 34 + [256, 256, 3]``); an ``Expr`` as it is."""
+    if isinstance(value, Expr):
+        return str(value)
     if isinstance(value, dict):
         return 'dict(' + ', '.join(f'{key}={python_text(item)}' for key, item in value.items()) + ')'
     if not isinstance(value, list):
@@ -286,107 +294,176 @@ def python_text(value) -> str:
     return ' + '.join(parts)
 
 
-def mmagic_teacher_config(scale: int) -> str:
-    """Teacher-M: MMagic's own EDSR config with the paper's training, DIV2K as the BasicSR configs read it (full
-    images) and the paper's tests."""
-    name = MMAGIC.teacher(scale)
+def _with_scale(text: str) -> str:
+    """``text`` (a Toolbox format) at the config's ``scale``, as the body of an f-string."""
+    return text.replace('{', '{{').replace('}', '}}').replace('{{scale}}', '{scale}')
+
+
+MMAGIC_BASE_NOTE = (
+    "What every MMagic {what} config (../{names}) shares, as a function of the scale. Such a config lists {bases}, "
+    "then this file. mmengine refuses a top-level key that two bases of one list both set, and {sets}: so the values "
+    "for them stand under `{key}` (`{key}.at_scale(scale{arguments})`), which the experiment config takes out of its "
+    "bases and sets as its own top-level keys (globals().update(_base_.pop('{key}').at_scale(...))); mmengine then "
+    "merges them over {over} as usual.")
+MMAGIC_OVERRIDES = ssl_options.MMAGIC_OVERRIDES  # the key a base keeps its settings under, as the SSL bases do
+MMAGIC_BASE_FOLDER = f'{MMAGIC.folder}/_base_'
+TEACHER_BASE, STUDENT_BASE = 'edsr_teacher-m_div2k', 'memsr_plain-m_div2k'
+
+
+def _base_note(**parts: str) -> str:
+    return comment(MMAGIC_BASE_NOTE.format(key=MMAGIC_OVERRIDES, **parts))
+
+
+def mmagic_teacher_base() -> str:
+    """Teacher-M over MMagic's EDSR config: the paper's teacher as generator and training, DIV2K as the BasicSR
+    configs read it (full images) and the paper's tests, at any scale."""
     load = "dict(type='LoadImageFromFile', key='{}', channel_order='rgb')"
-    div2k = ("data_root='datasets/DIV2K',\n                 data_prefix=dict(img='DIV2K_{split}_LR_bicubic/X%d', "
-             "gt='DIV2K_{split}_HR'),\n                 filename_tmpl=dict(img='{{}}x%d', gt='{{}}'), search_key='gt'"
-             % (scale, scale))
-    metric = "dict(type='{}', crop_border=%d, convert_to='Y'{})" % scale
-    tests = ''.join(
-        f"    dict(__test_loader, dataset=dict(type='BasicImageDataset', data_root='datasets/{benchmark}',\n"
-        f"                                     metainfo=dict(dataset_type='{benchmark.lower()}', task_name='sisr'),\n"
-        f"                                     data_prefix=dict(img='LRbicx{scale}', gt='GTmod12'), "
-        'pipeline=val_pipeline)),\n' for benchmark in BENCHMARKS)
-    evaluators = ''.join(
-        f"    dict(type='Evaluator', metrics=[{metric.format('PSNR', f', prefix={benchmark!r}')},\n"
-        f"                                    {metric.format('SSIM', f', prefix={benchmark!r}')}]),\n"
-        for benchmark in BENCHMARKS)
+    network = {'_delete_': True, **teacher_network(2), 'upscale': Expr('scale')}
     text = comment(
-        f'MemSR Teacher-M x{scale}: MMagic\'s EDSR config (BaseEditModel) with the paper\'s teacher as generator '
+        f'MemSR Teacher-M: MMagic\'s EDSR config (BaseEditModel) with the paper\'s teacher as generator '
         f'(EDSRPixelShuffle: EDSR\'s backbone, {TEACHER_FEATURES} channels x {TEACHER_BLOCKS} blocks, one-conv '
         'pixel-shuffle upsampler) trained from random initialisation with the paper\'s settings (Sec. 4.1): '
         f'{SETTINGS}; {PATCH_NOTE}. DIV2K as the BasicSR configs read it (full images), validation on DIV2K valid '
-        '(PSNR on Y), '
-        f'tests on {", ".join(BENCHMARKS)} (PSNR / SSIM on Y, crop_border = scale); the rest is MMagic\'s config. '
-        'Paths are yours.',
-        [f'{MMAGIC.train_command} {MMAGIC.train_file(name)}',
-         f'mim test mmagic {MMAGIC.train_file(name)} \\', f'    --checkpoint {MMAGIC.weights(name)}'])
-    return f"""{HEADER}{text}_base_ = ['mmagic::edsr/edsr_x{scale}c64b16_1xb16-300k_div2k.py']
-
-custom_imports = dict(imports=['effsr_core.mmagic'], allow_failed_imports=False)
-experiment_name = '{name}'
-work_dir = f'./work_dirs/{{experiment_name}}'
+        f'(PSNR on Y), tests on {", ".join(BENCHMARKS)} (PSNR / SSIM on Y, crop_border = scale); the rest is '
+        'MMagic\'s config. Paths are yours.')
+    return f"""{HEADER}{text}{_base_note(
+        what='Teacher-M', names=MMAGIC.teacher('<s>') + '.py', bases="MMagic's EDSR config of its scale",
+        sets="MMagic's config sets model, train_pipeline, train_dataloader, ...", arguments='',
+        over="MMagic's config")}
+custom_imports = dict(imports=['{ssl_options.MMAGIC_PLUGINS}'], allow_failed_imports=False)
 randomness = dict(seed={SEED})
 
-model = dict(generator=dict(
-{generator_lines({'_delete_': True, **teacher_network(scale)})}))
 
-train_pipeline = [
-    {load.format('img')},
-    {load.format('gt')},
-    dict(type='SetValues', dictionary=dict(scale={scale})),
-    dict(type='PairedRandomCrop', gt_patch_size={HR_PATCH}),
-    dict(type='Flip', keys=['img', 'gt'], flip_ratio=0.5, direction='horizontal'),
-    dict(type='Flip', keys=['img', 'gt'], flip_ratio=0.5, direction='vertical'),
-    dict(type='RandomTransposeHW', keys=['img', 'gt'], transpose_ratio=0.5),
-    dict(type='PackInputs'),
-]
-val_pipeline = [
-    {load.format('img')},
-    {load.format('gt')},
-    dict(type='PackInputs'),
-]
-train_dataloader = dict(
-    num_workers={WORKERS}, batch_size={BATCH},
-    dataset=dict(ann_file='', {div2k.format(split='train')},
-                 pipeline=train_pipeline))
-val_dataloader = dict(
-    dataset=dict(metainfo=dict(dataset_type='div2k', task_name='sisr'), {div2k.format(split='valid')},
-                 pipeline=val_pipeline))
-val_evaluator = dict(metrics=[{metric.format('PSNR', '')}])
-__test_loader = dict(num_workers=4, persistent_workers=False, drop_last=False,
-                     sampler=dict(type='DefaultSampler', shuffle=False))
-test_dataloader = [
-{tests}]
-test_evaluator = [
-{evaluators}]
+def _at_scale(scale):
+    train_pipeline = [
+        {load.format('img')},
+        {load.format('gt')},
+        dict(type='SetValues', dictionary=dict(scale=scale)),
+        dict(type='PairedRandomCrop', gt_patch_size={HR_PATCH}),
+        dict(type='Flip', keys=['img', 'gt'], flip_ratio=0.5, direction='horizontal'),
+        dict(type='Flip', keys=['img', 'gt'], flip_ratio=0.5, direction='vertical'),
+        dict(type='RandomTransposeHW', keys=['img', 'gt'], transpose_ratio=0.5),
+        dict(type='PackInputs'),
+    ]
+    val_pipeline = [
+        {load.format('img')},
+        {load.format('gt')},
+        dict(type='PackInputs'),
+    ]
 
-train_cfg = dict(max_iters={ITERATIONS}, val_interval={INTERVAL})
-optim_wrapper = dict(optimizer=dict(lr={MAX_LR!r}, betas={BETAS!r}))
-# PyTorch's OneCycleLR, registered by the plugin (mmengine's own OneCycleLR pickles a function into checkpoints)
-param_scheduler = dict(_delete_=True, type='PyTorchOneCycleLR', max_lr={MAX_LR!r}, total_steps={ITERATIONS},
-                       by_epoch=False)
+    def div2k(split):
+        return dict(data_root='datasets/DIV2K', data_prefix=dict(img=f'DIV2K_{{split}}_LR_bicubic/X{{scale}}',
+                                                                 gt=f'DIV2K_{{split}}_HR'),
+                    filename_tmpl=dict(img=f'{{{{}}}}x{{scale}}', gt='{{}}'), search_key='gt')
+
+    def metric(kind, **prefix):
+        return dict(type=kind, crop_border=scale, convert_to='Y', **prefix)
+
+    test_loader = dict(num_workers=4, persistent_workers=False, drop_last=False,
+                       sampler=dict(type='DefaultSampler', shuffle=False))
+    benchmarks = {list(BENCHMARKS)!r}
+    return dict(
+        model=dict(generator=dict(
+{generator_lines(network, indent=12)})),
+        train_pipeline=train_pipeline,
+        val_pipeline=val_pipeline,
+        train_dataloader=dict(num_workers={WORKERS}, batch_size={BATCH},
+                              dataset=dict(ann_file='', **div2k('train'), pipeline=train_pipeline)),
+        val_dataloader=dict(dataset=dict(metainfo=dict(dataset_type='div2k', task_name='sisr'), **div2k('valid'),
+                                         pipeline=val_pipeline)),
+        val_evaluator=dict(metrics=[metric('PSNR')]),
+        test_dataloader=[
+            dict(test_loader, dataset=dict(type='BasicImageDataset', data_root=f'datasets/{{name}}',
+                                           metainfo=dict(dataset_type=name.lower(), task_name='sisr'),
+                                           data_prefix=dict(img=f'LRbicx{{scale}}', gt='GTmod12'),
+                                           pipeline=val_pipeline))
+            for name in benchmarks],
+        test_evaluator=[dict(type='Evaluator', metrics=[metric('PSNR', prefix=name), metric('SSIM', prefix=name)])
+                        for name in benchmarks],
+        train_cfg=dict(max_iters={ITERATIONS}, val_interval={INTERVAL}),
+        optim_wrapper=dict(optimizer=dict(lr={MAX_LR!r}, betas={BETAS!r})),
+        # PyTorch's OneCycleLR, registered by the plugin (mmengine's own OneCycleLR pickles a function into
+        # checkpoints)
+        param_scheduler=dict(_delete_=True, type='PyTorchOneCycleLR', max_lr={MAX_LR!r}, total_steps={ITERATIONS},
+                             by_epoch=False))
+
+
+{MMAGIC_OVERRIDES} = dict(at_scale=_at_scale)
 """
 
 
-def generator_lines(network: dict) -> str:
+def plain_m_template() -> dict:
+    """Plain-M's generator as python text of ``scale`` (its last conv has 3 s^2 channels, then the shuffle by s),
+    checked against what ``plain_m_student`` makes at every scale."""
+    students = {scale: plain_m_student(teacher_network(scale)) for scale in SCALES}
+    first = students[SCALES[0]]
+    out_channels = teacher_network(SCALES[0])['num_out_ch']
+    template = {**first, 'widths': Expr(f'{python_text(first["widths"][:-1])} + [{out_channels} * scale ** 2]'),
+                'shuffles': Expr(f'{python_text(first["shuffles"][:-1])} + [scale]')}
+    for scale, student in students.items():
+        if eval(python_text(template), {'scale': scale}) != student:  # noqa: S307 (our own text)
+            raise AssertionError(f'the Plain-M template does not give the x{scale} student {student}')
+    return template
+
+
+def mmagic_student_base() -> str:
+    """Plain-M over the Teacher-M config of the same scale: MemSRDistillEditor with the student, the teacher (the
+    network that config trains) and their files."""
+    text = comment(f'MemSR Plain-M from Teacher-M with the paper\'s settings (Sec. 4.1): {SETTINGS}, '
+                   f'{DISTILL_SETTINGS}. The student: width {PLAIN_M_WIDTH} at the teacher\'s plain depth (see '
+                   'the experiment configs); the teacher: the generator of the Teacher-M config of the same scale.')
+    weights = _with_scale(MMAGIC.weights(MMAGIC.teacher('{scale}')))
+    init_file = _with_scale(f'{MMAGIC.init_output("{scale}")}/{INIT_FILE}')
+    return f"""{HEADER}{text}{_base_note(
+        what='Plain-M', names=MMAGIC.student('<s>') + '.py', bases='the Teacher-M config of its scale',
+        sets='that config sets model', arguments=', teacher', over='the Teacher-M config')}
+
+def _at_scale(scale, teacher):
+    return dict(model=dict(
+        type='MemSRDistillEditor',
+        generator=dict(
+{generator_lines({'_delete_': True, **plain_m_template()}, indent=12)}),
+        teacher=teacher,
+        teacher_checkpoint=f'{weights}',
+        distill=dict(loss_weight={DISTILL['loss_weight']!r}, epsilon={DISTILL['epsilon']!r},
+                     init_file=f'{init_file}')))
+
+
+{MMAGIC_OVERRIDES} = dict(at_scale=_at_scale)
+"""
+
+
+def generator_lines(network: dict, indent: int = 8) -> str:
     """The arguments of a network's ``dict(``, one per line."""
-    return ',\n'.join(f'        {key}={python_text(value)}' for key, value in network.items())
+    return ',\n'.join(f'{" " * indent}{key}={python_text(value)}' for key, value in network.items())
 
 
-def mmagic_student_config(scale: int) -> str:
-    """The Plain-M template: the teacher's config with MemSRDistillEditor."""
-    name, teacher = MMAGIC.student(scale), MMAGIC.teacher(scale)
-    student = plain_m_student(teacher_network(scale))
-    text = MMAGIC.plain_m_workflow(scale, plain_m_description(scale, 'model.generator') + (
-        ' Data, schedule and tests: the teacher\'s config.'))
-    return f"""{HEADER}{text}_base_ = ['./{teacher}.py']
+def mmagic_teacher_config(scale: int) -> str:
+    """Teacher-M at ``scale``: MMagic's EDSR config of that scale and the Teacher-M base."""
+    name = MMAGIC.teacher(scale)
+    text = comment(
+        f'MemSR Teacher-M x{scale} with MMagic: its settings and why they stand in ./_base_/{TEACHER_BASE}.py.',
+        [f'{MMAGIC.train_command} {MMAGIC.train_file(name)}',
+         f'mim test mmagic {MMAGIC.train_file(name)} \\', f'    --checkpoint {MMAGIC.weights(name)}'])
+    mmagic_config = f'mmagic::edsr/edsr_x{scale}c64b16_1xb16-300k_div2k.py'
+    return f"""{HEADER}{text}_base_ = ['{mmagic_config}', './_base_/{TEACHER_BASE}.py']
 
 experiment_name = '{name}'
 work_dir = f'./work_dirs/{{experiment_name}}'
+globals().update(_base_.pop('{MMAGIC_OVERRIDES}').at_scale({scale}))
+"""
 
-model = dict(
-    type='MemSRDistillEditor',
-    generator=dict(
-{generator_lines({'_delete_': True, **student})}),
-    teacher=dict(
-{generator_lines(teacher_network(scale))}),
-    teacher_checkpoint='{MMAGIC.weights(teacher)}',
-    distill=dict(loss_weight={DISTILL['loss_weight']!r}, epsilon={DISTILL['epsilon']!r},
-                 init_file='{MMAGIC.init_output(scale)}/{INIT_FILE}'))
+
+def mmagic_student_config(scale: int) -> str:
+    """The Plain-M template at ``scale``: the teacher's config and the Plain-M base."""
+    name, teacher = MMAGIC.student(scale), MMAGIC.teacher(scale)
+    text = MMAGIC.plain_m_workflow(scale, plain_m_description(scale, 'model.generator') + (
+        f' Data, schedule and tests: the teacher\'s config; the settings: ./_base_/{STUDENT_BASE}.py.'))
+    return f"""{HEADER}{text}_base_ = ['./{teacher}.py', './_base_/{STUDENT_BASE}.py']
+
+experiment_name = '{name}'
+work_dir = f'./work_dirs/{{experiment_name}}'
+globals().update(_base_.pop('{MMAGIC_OVERRIDES}').at_scale({scale}, teacher=_base_.model.generator))
 """
 
 
@@ -398,6 +475,8 @@ def render_all() -> dict[Path, str]:
         files.update(basicsr_files(scale))
         files[MMAGIC.train_file(MMAGIC.teacher(scale))] = mmagic_teacher_config(scale)
         files[MMAGIC.train_file(MMAGIC.student(scale))] = mmagic_student_config(scale)
+    files[f'{MMAGIC_BASE_FOLDER}/{TEACHER_BASE}.py'] = mmagic_teacher_base()
+    files[f'{MMAGIC_BASE_FOLDER}/{STUDENT_BASE}.py'] = mmagic_student_base()
     return {ROOT / path: text for path, text in files.items()}
 
 

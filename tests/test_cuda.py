@@ -15,7 +15,7 @@ from effsr_core.profiling.backends import check_against_eager, compile_network, 
 from effsr_core.profiling.memory import CUDA_METHOD
 from effsr_core.profiling.profiler import ProfileSettings, profile_model
 from memsr_plugin.conversion import convert
-from memsr_plugin.teacher import EDSRPixelShuffle
+from memsr_plugin.archs import EDSRPixelShuffle
 from ssl_plugin.archs import SSLBasicVSR
 from ssl_plugin.pruning.config import PruningConfig
 from ssl_plugin.pruning.pruner import StructuredPruner

@@ -6,12 +6,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from memsr_plugin.archs import EDSRPixelShuffle, body_length
 from memsr_plugin.conversion import (ECB, RRRB, Act, Conv, Conv3XC, NotConvertibleError, Parallel, PlainConvSR,
                                      RepSR, compile_nodes, convert, export, residual)
 from memsr_plugin.conversion import merges as m
 from memsr_plugin.conversion.equivalence import feature_scale, measure_equivalence
-from memsr_plugin.conversion.plain import body_length
-from memsr_plugin.teacher import EDSRPixelShuffle
 
 TOLERANCE = 1e-9
 
@@ -317,7 +316,7 @@ def test_plain_conv_sr_rejects_inconsistent_layers():
 
 
 def test_plain_network_returns_the_output_of_every_layer():
-    from memsr_plugin.conversion.plain import PlainConvSR
+    from memsr_plugin.archs import PlainConvSR
 
     torch.manual_seed(0)
     net = PlainConvSR(3, [8, 6, 12], acts=['relu', 'identity', 'relu'], shuffles=[1, 1, 2]).eval()

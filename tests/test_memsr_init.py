@@ -9,13 +9,18 @@ from torch import nn
 from torch.nn import functional as F
 
 from memsr_plugin.conversion import PlainConvSR, convert
-from memsr_plugin.init import (LayerSpectrum, check_settings, fit_conv, main, sample_inputs,
-                               winning_initialisation)
+from memsr_plugin.init import main
+from memsr_plugin.winning_init import (InitSettings, LayerSpectrum, fit_conv, sample_inputs,
+                                       winning_initialisation)
 
 basicsr_conversion = pytest.importorskip('memsr_plugin.basicsr.conversion')
 from basicsr.archs.edsr_arch import EDSR  # noqa: E402
 
 SAMPLES, PATCH = 4, 12
+
+
+def _settings(**given):
+    return InitSettings.check(**{'samples': SAMPLES, 'patch': PATCH, **given})
 
 
 def _edsr(num_feat=8, num_block=2, upscale=2, seed=0):
@@ -82,13 +87,12 @@ def test_full_rank_student_reproduces_a_teacher_it_can_represent():
     equals the teacher's; below full rank it does not."""
     torch.manual_seed(0)
     linear = PlainConvSR(3, [6, 5, 12], kernel_sizes=1, acts='identity', shuffles=[1, 1, 2]).double()
-    full = winning_initialisation(linear, widths=[6, 5], samples=SAMPLES, patch=PATCH, beta=100.0,
-                                  dtype=torch.float64)
+    full = winning_initialisation(linear, _settings(widths=[6, 5], beta=100.0), dtype=torch.float64)
     assert full.errors == pytest.approx([0.0, 0.0], abs=1e-12) and full.output_error < 1e-9
     x = sample_inputs(3, 2, 5, seed=7)  # other inputs than the fitted samples
     with torch.no_grad():
         assert ((full.student(x) - linear(x)).norm() / linear(x).norm()) < 1e-9
-    low = winning_initialisation(linear, widths=[2, 2], samples=SAMPLES, patch=PATCH, beta=100.0)
+    low = winning_initialisation(linear, _settings(widths=[2, 2], beta=100.0))
     assert low.output_error > 1e-3 and min(low.errors) > 1e-3
 
 
@@ -97,8 +101,8 @@ def test_edsr_errors_fall_as_widths_grow(teacher):
     rank the student is close to the teacher away from the borders (its ReLUs act on the rotated features and it
     pads its own features with zeros, so it is not exact there: measured 1.3% inside, 6% on the whole image)."""
     channels = teacher.widths[:6]
-    results = {w: winning_initialisation(teacher, widths=[min(w, c) for c in channels], samples=SAMPLES,
-                                         patch=24) for w in (2, 5, max(channels))}
+    results = {w: winning_initialisation(teacher, _settings(widths=[min(w, c) for c in channels], patch=24))
+               for w in (2, 5, max(channels))}
     for narrow, wide in ((2, 5), (5, max(channels))):
         assert all(a > b for a, b in zip(results[narrow].errors, results[wide].errors))
         assert results[narrow].output_error > results[wide].output_error
@@ -122,7 +126,7 @@ def test_edsr_errors_fall_as_widths_grow(teacher):
 
 
 def test_upsampler_is_the_teachers_composed_with_the_last_adapter(teacher):
-    result = winning_initialisation(teacher, widths=[4], samples=SAMPLES, patch=PATCH, dtype=torch.float64)
+    result = winning_initialisation(teacher, _settings(widths=[4]), dtype=torch.float64)
     adapter = result.adapters[-1]
     t_up, s_up = teacher.convs()[6], result.student.convs()[6]
     composed = torch.einsum('ojkl,ji->oikl', t_up.weight, adapter['weight'][:, :, 0, 0])
@@ -133,7 +137,7 @@ def test_upsampler_is_the_teachers_composed_with_the_last_adapter(teacher):
 
 @pytest.mark.parametrize('theta', [0.05, 0.14, 0.3])
 def test_theta_gives_the_smallest_width_meeting_it(teacher, theta):
-    result = winning_initialisation(teacher, theta=theta, samples=SAMPLES, patch=PATCH)
+    result = winning_initialisation(teacher, _settings(theta=theta))
     for layer, width, error in zip(result.layers, result.widths, result.errors):
         spectrum = LayerSpectrum(_teacher_features(teacher, layer), teacher.feature_offsets[layer])
         assert error <= theta and spectrum.decompose(width).error == pytest.approx(error)
@@ -143,7 +147,7 @@ def test_theta_gives_the_smallest_width_meeting_it(teacher, theta):
 
 
 def test_initialisation_is_deterministic(teacher):
-    a, b = (winning_initialisation(teacher, theta=0.14, samples=SAMPLES, patch=PATCH, seed=3) for _ in range(2))
+    a, b = (winning_initialisation(teacher, _settings(theta=0.14, seed=3)) for _ in range(2))
     assert a.widths == b.widths and a.errors == b.errors
     assert all(torch.equal(p, q) for p, q in zip(a.student.state_dict().values(), b.student.state_dict().values()))
 
@@ -159,13 +163,27 @@ def test_initialisation_is_deterministic(teacher):
 ])
 def test_bad_settings_are_refused_naming_the_option(teacher, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        winning_initialisation(teacher, **kwargs)
+        winning_initialisation(teacher, InitSettings.check(**kwargs))
 
 
-def test_check_settings_accepts_the_papers_values():
+def test_settings_are_checked_once_into_one_immutable_object():
     for theta in (0.05, 0.14):
-        check_settings(theta=theta)
-    check_settings(widths=[64] * 34)
+        assert InitSettings.check(theta=theta).theta == theta
+    settings = InitSettings.check(widths=[64] * 34)
+    assert settings.widths == (64,) * 34 and settings.theta is None and settings.beta == 3.0
+    with pytest.raises(AttributeError):
+        settings.theta = 0.5  # frozen: what was checked stays as it was
+    with pytest.raises(ValueError, match=r'theta=1.05 is outside .*\(0, 1\).*the paper uses 0.05 or 0.14'):
+        InitSettings.check(theta=1.05)  # the message says what is allowed, from the declaration
+    with pytest.raises(TypeError, match='unknown setting.*thetta'):
+        InitSettings.check(thetta=0.1)
+
+
+def test_the_result_widths_are_the_students_and_its_adapters(teacher):
+    result = winning_initialisation(teacher, _settings(theta=0.14))
+    assert result.widths == [adapter['weight'].shape[1] for adapter in result.adapters]
+    assert all(width <= channels for width, channels in zip(result.widths, teacher.widths))
+    assert result.settings == _settings(theta=0.14)
 
 
 # ---------------------------------------------------------------- the command

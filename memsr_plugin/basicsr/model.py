@@ -26,24 +26,16 @@ from collections import OrderedDict
 from basicsr.archs import build_network
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
-from basicsr.utils.registry import ARCH_REGISTRY, MODEL_REGISTRY
+from basicsr.utils.registry import MODEL_REGISTRY
 
+from effsr_core.basicsr.build import build_network as build_structure
+from effsr_core.basicsr.plugin_model import PluginModel
 from effsr_core.basicsr.schedulers import RegisteredSchedulers
 from effsr_core.options import OptionError, OptionSection
 from memsr_plugin.distillation import ADAPTERS_KEY, DistillationInit, MemSRDistillation
 from memsr_plugin.options import DISTILL
 
 OPTION_NAMES = {'init_file': 'distill.init_file', 'student': 'network_g', 'teacher': 'network_t'}
-
-
-def _build(key: str, opt: dict):
-    """The network of ``opt[key]`` (random weights: only its structure is checked). Not ``build_network``: its
-    log line would set up BasicSR's root logger before the run does, and the run would then log nothing."""
-    options = dict(opt[key])
-    try:
-        return ARCH_REGISTRY.get(options.pop('type'))(**options)
-    except TypeError as error:
-        raise OptionError(f'{key}: {error}') from None
 
 
 def _check_one_cycle_steps(train: dict) -> None:
@@ -56,7 +48,7 @@ def _check_one_cycle_steps(train: dict) -> None:
 
 
 @MODEL_REGISTRY.register()
-class MemSRTeacherModel(RegisteredSchedulers, SRModel):
+class MemSRTeacherModel(PluginModel, RegisteredSchedulers, SRModel):
     """BasicSR's SRModel with the registered LR schedulers: MemSR's teachers train with the one-cycle LR."""
 
     train_options = OptionSection('train', 'MemSRTeacherModel reads only SRModel\'s train keys', ())
@@ -69,7 +61,7 @@ class MemSRTeacherModel(RegisteredSchedulers, SRModel):
 
 
 @MODEL_REGISTRY.register()
-class MemSRDistillModel(RegisteredSchedulers, SRModel):
+class MemSRDistillModel(PluginModel, RegisteredSchedulers, SRModel):
     """SRModel whose plain student learns from a frozen teacher's plain form through trainable adapters (Eq. 14)."""
 
     option_sections = (DISTILL,)
@@ -95,8 +87,10 @@ class MemSRDistillModel(RegisteredSchedulers, SRModel):
         _check_one_cycle_steps(train)
         if check_paths:
             init = DistillationInit.read(distill['init_file'], OPTION_NAMES['init_file'])
-            teacher = init.plain_teacher(_build('network_t', opt), OPTION_NAMES)
-            init.check_widths(_build('network_g', opt), teacher, OPTION_NAMES)
+            # random weights: only the structures are checked (effsr_core's builder, which logs nothing: BasicSR's
+            # log line would set up its root logger before the run does, and the run would then log nothing)
+            teacher = init.plain_teacher(build_structure(opt['network_t']), OPTION_NAMES)
+            init.check_widths(build_structure(opt['network_g']), teacher, OPTION_NAMES)
 
     # ---------------------------------------------------------------------------------------- set-up
     def init_training_settings(self):

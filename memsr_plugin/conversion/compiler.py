@@ -34,10 +34,10 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import nn
 
+from memsr_plugin.archs import PlainConvSR, body_length
 from memsr_plugin.conversion import merges as m
 from memsr_plugin.conversion.graph import Act, Affine, Conv, Network, Node, Parallel, Shuffle, describe_network
 from memsr_plugin.conversion.merges import ConvParams, NotConvertibleError
-from memsr_plugin.conversion.plain import PlainConvSR, body_length
 
 #: The paper's constant for carrying skips through ReLU (Prop. 3.6); exact while skipped values exceed -C.
 DEFAULT_OFFSET = 1000.0

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from memsr_plugin.conversion.plain import PlainConvSR
+from memsr_plugin.archs import PlainConvSR
 
 #: float64 relative error below which a conversion counts as exact.
 FLOAT64_TOLERANCE = 1e-9

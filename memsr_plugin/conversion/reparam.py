@@ -20,9 +20,9 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from effsr_core.registry import register
+from memsr_plugin.archs import PlainConvSR
 from memsr_plugin.conversion import merges as m
 from memsr_plugin.conversion.merges import ConvParams
-from memsr_plugin.conversion.plain import PlainConvSR
 
 _EDGE_MASKS = {
     'sobel_x': [[1., 0., -1.], [2., 0., -2.], [1., 0., -1.]],

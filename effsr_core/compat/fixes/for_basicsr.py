@@ -25,11 +25,12 @@ def basicsr_resume_state(module) -> bool:
     import torch
     from basicsr.utils import check_resume
 
-    from effsr_core.basicsr.plugin_model import keep_frozen_networks
     from effsr_core.checkpoints import load_file
 
     @_mark
     def load_resume_state(opt):
+        from effsr_core.basicsr.plugin_model import keep_frozen_networks  # here: the fix runs while basicsr imports
+
         keep_frozen_networks(opt)
         use_cuda = torch.cuda.is_available() and opt.get('num_gpu', 0) != 0
         map_location = f'cuda:{torch.cuda.current_device()}' if use_cuda else 'cpu'

@@ -4,7 +4,7 @@
 # the init command below, which writes the options to train with model.generator = the student it made; this file's is
 # that student: width 64 at the teacher's plain depth (conv_first, 32 body convs, conv_after_body), then the teacher's
 # upsampling conv to 3 x 4^2 channels and pixel shuffle; the mean shift merged into the first conv through a ones
-# channel of the input. Data, schedule and tests: the teacher's config.
+# channel of the input. Data, schedule and tests: the teacher's config; the settings: ./_base_/memsr_plain-m_div2k.py.
 #   mim train mmagic options/mmagic/memsr/edsr_teacher-m_x4_div2k.py
 #   python -m memsr_plugin.init -opt options/mmagic/memsr/edsr_teacher-m_x4_div2k.py \
 #       --checkpoint work_dirs/edsr_teacher-m_x4_div2k/iter_1000000.pth --widths 64 \
@@ -14,34 +14,8 @@
 # Plain-X (dynamic width, Sec. 3.5) is written by the same init command with --theta 0.05 or 0.14 instead of --widths,
 # its own --output and --name (e.g. experiments/pretrained_models/memsr/init_Plain-X0.05_x4_mmagic,
 # memsr_plain-x0.05_x4_div2k) and this file as the template: its widths come from the trained teacher.
-_base_ = ['./edsr_teacher-m_x4_div2k.py']
+_base_ = ['./edsr_teacher-m_x4_div2k.py', './_base_/memsr_plain-m_div2k.py']
 
 experiment_name = 'memsr_plain-m_x4_div2k'
 work_dir = f'./work_dirs/{experiment_name}'
-
-model = dict(
-    type='MemSRDistillEditor',
-    generator=dict(
-        _delete_=True,
-        type='PlainConvSR',
-        in_channels=3,
-        widths=[64] * 34 + [48],
-        kernel_sizes=[3] * 35,
-        acts=['relu'] * 34 + ['identity'],
-        shuffles=[1] * 34 + [4],
-        negative_slope=0.1,
-        input_ones=True,
-        base_upscale=0),
-    teacher=dict(
-        type='EDSRPixelShuffle',
-        num_in_ch=3,
-        num_out_ch=3,
-        num_feat=64,
-        num_block=16,
-        upscale=4,
-        res_scale=1,
-        img_range=255.0,
-        rgb_mean=[0.4488, 0.4371, 0.404]),
-    teacher_checkpoint='work_dirs/edsr_teacher-m_x4_div2k/iter_1000000.pth',
-    distill=dict(loss_weight=0.3, epsilon=1e-05,
-                 init_file='experiments/pretrained_models/memsr/init_Plain-M_x4_mmagic/student_init.pth'))
+globals().update(_base_.pop('overrides').at_scale(4, teacher=_base_.model.generator))

@@ -1,6 +1,7 @@
 """The paper's teacher (Sec. 4.1, Teacher-S / Teacher-M): EDSR's backbone with the up-sampling part "directly
 using pixel-shuffle" (one conv to ``out * s^2`` channels, then ``PixelShuffle(s)``) instead of EDSR's conv-shuffle
-stages at the feature width. Framework-free; registered for BasicSR and MMagic and convertible.
+stages at the feature width. Framework-free; registered for BasicSR and MMagic, and convertible (its describer is in
+``conversion.describers``).
 
 Why it matters for memory: EDSR's x4 upsampler holds 256-channel maps at twice the LR size, the largest tensors of
 the whole forward, and a student that copies it (Alg. 1 copies the teacher's upsampler) keeps that peak. With the
@@ -15,7 +16,6 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from effsr_core.registry import register
-from memsr_plugin.conversion.graph import Affine, Conv, Network, Shuffle, describe, register_describer, residual
 
 #: DIV2K's RGB mean, as EDSR normalises its input.
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
@@ -70,18 +70,3 @@ class EDSRPixelShuffle(nn.Module):
         x = self.conv_first((x - self.mean) * self.img_range)
         x = x + self.conv_after_body(self.body(x))
         return self.shuffle(self.conv_up(x)) / self.img_range + self.mean
-
-
-@register_describer(EDSRPixelShuffle)
-def describe_edsr_pixel_shuffle(net: EDSRPixelShuffle, name: str = '') -> Network:
-    """Normalisation -> conv_first -> [body, conv_after_body] + skip -> conv_up -> shuffle -> de-normalisation (on
-    the ``upscale^2`` sub-pixel channels of each colour before the shuffle: the same per-channel affine map)."""
-    mean = net.mean.detach().double().flatten()
-    scale = torch.full_like(mean, net.img_range)
-    sub_pixels = net.upscale ** 2
-    body = describe(net.body, 'body') + describe(net.conv_after_body, 'conv_after_body')
-    nodes = [Affine(scale, -mean * scale, 'mean_shift'), Conv(net.conv_first, 'conv_first'),
-             residual(body, 1.0, name), Conv(net.conv_up, 'conv_up'),
-             Affine((1.0 / scale).repeat_interleave(sub_pixels), mean.repeat_interleave(sub_pixels), 'mean_unshift'),
-             Shuffle(net.upscale, 'shuffle')]
-    return Network(nodes, net.conv_first.in_channels)
