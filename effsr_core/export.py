@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -97,6 +98,9 @@ def _check_files(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
     if not Path(args.checkpoint).is_file():
         parser.error(f'argument --checkpoint: file not found: {args.checkpoint}')
     output = Path(args.output)
+    if args.output.endswith(('/', os.sep)):
+        parser.error(f'argument --output: {args.output} names a folder (it ends with a slash); give a file name, '
+                     f'e.g. {args.output}{Path(args.options).stem}.{"onnx" if args.format == "onnx" else "pt"}')
     if output.is_dir():
         parser.error(f'argument --output: {args.output} is a folder; give a file name')
     if not output.parent.is_dir():

@@ -290,6 +290,7 @@ def test_an_error_above_the_tolerance_is_refused(tmp_path):
     ({'--input-size': '3xAx64'}, '--input-size'),
     ({'--output': 'no_such_folder/rfdn.onnx'}, '--output'),
     ({'--output': '.'}, '--output'),
+    ({'--output': 'new_dir/'}, '--output'),
     ({'--frames': '3'}, '--frames'),
     ({'--lr-size': '32x32'}, '--lr-size'),
     ({'--opset': '15', '--format': 'onnx'}, '--opset'),
@@ -297,7 +298,8 @@ def test_an_error_above_the_tolerance_is_refused(tmp_path):
     ({'--tolerance': '0'}, '--tolerance'),
     ({'--tolerance': 'small'}, '--tolerance'),
 ], ids=['unknown-format', 'missing-options', 'missing-checkpoint', 'checkpoint-not-fitting', 'size-two-dims',
-        'size-not-a-number', 'output-folder-missing', 'output-is-a-folder', 'frames-for-image-model',
+        'size-not-a-number', 'output-folder-missing', 'output-is-a-folder', 'output-missing-folder-with-slash',
+        'frames-for-image-model',
         'lr-size-for-image-model', 'opset-too-old', 'opset-for-torchscript', 'tolerance-zero',
         'tolerance-not-a-number'])
 def test_bad_arguments_are_refused_naming_the_option(change, option, rfdn_files, tmp_path, capsys, monkeypatch):

@@ -390,6 +390,9 @@ def bad_cases():
     return [
         ('input missing', {'input': 'missing'}, '--input', 'input folder not found'),
         ('input without images', {'input': 'empty'}, '--input', 'no images'),
+        ('an image that is not one', {'input': 'text'}, '--input', 'holiday.png: not a readable image'),
+        ('a video frame that is not one', {'video': True, 'input': 'text'}, '--input',
+         'holiday.png: not a readable image'),
         ('two inputs, one output name', {'input': 'clash'}, '--input', 'would both be written to 00000000.png'),
         ('video frames of mixed sizes', {'video': True, 'input': 'mixed'}, '--input', 'differ in size'),
         ('video folder without frames', {'video': True, 'input': 'empty'}, '--input', 'no frames'),
@@ -428,8 +431,10 @@ def test_bad_input_is_refused_naming_the_option_before_anything_is_written(tmp_p
     elif kind == 'clash':
         write_images(lr, [(8, 8)], ['.png'])
         write_images(lr, [(8, 8)], ['.jpg'])
-    elif kind is None:
+    elif kind in (None, 'text'):
         write_images(lr / '000' if setup.get('video') else lr, [(32, 32)] * 5)
+    if kind == 'text':  # sorts after the images: the good ones would be written first
+        (lr / '000' if setup.get('video') else lr).joinpath('holiday.png').write_text('not an image')
     if setup.get('checkpoint') == 'wide':
         checkpoint = tmp_path / 'wide.pth'
         wide = PlainConvSR(**{**PLAIN, 'widths': [8, 16, 48]})

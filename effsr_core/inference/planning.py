@@ -52,7 +52,8 @@ def plan_images(input_dir: str | Path, output_dir: str | Path) -> list[Inference
     """One item per image directly inside ``input_dir``, written to ``output_dir/<stem>.png``.
 
     Raises:
-        InferenceError: A missing folder, one without images, or two images with the same stem.
+        InferenceError: A missing folder, one without images, an image that cannot be decoded, or two images with
+            the same stem.
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if input_dir.is_file():
@@ -64,6 +65,8 @@ def plan_images(input_dir: str | Path, output_dir: str | Path) -> list[Inference
         folders = ' (it holds folders: video frames need a video model)' if any(
             path.is_dir() for path in input_dir.iterdir()) else ''
         raise InferenceError(f'no images ({", ".join(IMAGE_SUFFIXES)}) in {input_dir}{folders}', 'input')
+    for file in files:
+        _check_readable(file)
     outputs = _outputs_for(files, output_dir)
     items = [InferenceItem(file.stem, (file,), (output,)) for file, output in zip(files, outputs)]
     _check_outputs(items, input_dir, output_dir)
@@ -125,13 +128,18 @@ def _plan_video_file(path: Path, output_dir: Path) -> InferenceItem:
     return InferenceItem(path.stem, (), outputs, video_file=path)
 
 
+def _check_readable(image: Path) -> tuple[int, int]:
+    """The (h, w) of an image or frame, which is decoded to know it; one that cannot be is refused."""
+    try:
+        return tuple(image_shape(image)[:2])
+    except FileNotFoundError as error:
+        raise InferenceError(str(error), 'input') from None
+
+
 def _check_one_size(frames: Sequence[Path]) -> None:
     sizes: dict[tuple[int, int], Path] = {}
     for frame in frames:
-        try:
-            sizes.setdefault(tuple(image_shape(frame)[:2]), frame)
-        except FileNotFoundError as error:
-            raise InferenceError(str(error), 'input') from None
+        sizes.setdefault(_check_readable(frame), frame)
     if len(sizes) > 1:
         examples = ', '.join(f'{path.name} is {h}x{w}' for (h, w), path in list(sizes.items())[:2])
         raise InferenceError(f'the frames of {frames[0].parent} differ in size ({examples}); a clip is forwarded '
