@@ -28,8 +28,9 @@ from typing import Sequence
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from effsr_core.options import OptionError
 from effsr_core.registry import register
-from multigrid_plugin.options import FORMS, MULTIGRID, build_schedule
+from multigrid_plugin.options import FORMS, MULTIGRID, MultigridSettings, check_eta_min, resolve
 from multigrid_plugin.schedule import MultigridSchedule
 
 
@@ -91,35 +92,42 @@ class MultigridLR(LRScheduler):
     The state is only the step count and LRs (plain data): the schedule comes from the arguments, and the stage
     from the step count, so a resumed run rebuilt from its options continues exactly.
 
+    Built either from a run's resolved ``settings`` (what the toolbox adapters pass: nothing is checked again but
+    the floor against this optimizer's LRs) or, framework-free, from the section's keys, resolved here.
+
     Args:
         optimizer: the wrapped optimizer.
-        total_iter: training iterations (I_total).
+        total_iter: training iterations (I_total); not with ``settings``.
         baseline_patch_size, baseline_frames: the baseline's LR patch size and frames, used where
-            ``spatial_sizes`` / ``temporal_sizes`` are null (the paper's defaults).
+            ``spatial_sizes`` / ``temporal_sizes`` are null (the paper's defaults); not with ``settings``.
         last_epoch: torch's resume argument (steps already taken), normally -1.
+        settings: a run's ``MultigridSettings`` (``multigrid_plugin.options.resolve``).
         **options: the keys of the ``multigrid`` option section (``multigrid_plugin.options.MULTIGRID``):
-            spatial_sizes, temporal_sizes, order, mode, stage_iters, warmup_iter, eta_min, form.
+            spatial_sizes, temporal_sizes, order, mode, stage_iters, warmup_iter, eta_min, form,
+            spatial_lr_factors; not with ``settings``.
     """
 
     #: Attributes rebuilt from the arguments, kept out of ``state_dict``.
-    _configuration = ('schedule', 'warmup_iter', 'eta_min', 'form', 'spatial_lr_factors')
+    _configuration = ('settings', 'schedule', 'warmup_iter', 'eta_min', 'form', 'spatial_lr_factors')
 
-    def __init__(self, optimizer: Optimizer, total_iter: int, baseline_patch_size: int | None = None,
-                 baseline_frames: int | None = None, last_epoch: int = -1, **options):
+    def __init__(self, optimizer: Optimizer, total_iter: int | None = None, baseline_patch_size: int | None = None,
+                 baseline_frames: int | None = None, last_epoch: int = -1, *,
+                 settings: MultigridSettings | None = None, **options):
         name = type(self).__name__
-        values = MULTIGRID.check(options, prefix=name)
-        self.schedule = build_schedule(values, total_iter, name, baseline_patch_size=baseline_patch_size,
-                                       baseline_frames=baseline_frames)
-        self.warmup_iter, self.eta_min, self.form = values['warmup_iter'], values['eta_min'], values['form']
-        self.spatial_lr_factors = values['spatial_lr_factors']
-        if self.spatial_lr_factors is not None and len(self.spatial_lr_factors) != len(self.schedule.spatial_sizes):
-            raise ValueError(f'{name}.spatial_lr_factors: {list(self.spatial_lr_factors)} must give one factor per '
-                             f'spatial size {list(self.schedule.spatial_sizes)}.')
-        lowest = (min(group.get('initial_lr', group['lr']) for group in optimizer.param_groups)
-                  * min(self.spatial_lr_factors or [1.0]))
-        if self.eta_min > lowest:
-            raise ValueError(f'{name}.eta_min: {self.eta_min:g} exceeds the lowest starting LR of a stage '
-                             f'({lowest:g}); it must not be larger.')
+        if settings is None:
+            if total_iter is None:
+                raise OptionError(f'{name}: needs total_iter (or the settings of a resolved multigrid section).')
+            settings = resolve(MULTIGRID.check(options, prefix=name), total_iter, name,
+                               baseline_patch_size=baseline_patch_size, baseline_frames=baseline_frames)
+        elif options or any(value is not None for value in (total_iter, baseline_patch_size, baseline_frames)):
+            raise OptionError(f'{name}: takes either resolved settings or the multigrid keys and total_iter, not '
+                              'both.')
+        self.settings = settings
+        self.schedule = settings.schedule
+        self.warmup_iter, self.eta_min, self.form = settings.warmup_iter, settings.eta_min, settings.form
+        self.spatial_lr_factors = settings.spatial_lr_factors
+        check_eta_min(self.eta_min, min(group.get('initial_lr', group['lr']) for group in optimizer.param_groups),
+                      self.spatial_lr_factors, settings.name)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:

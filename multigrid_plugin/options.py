@@ -1,17 +1,22 @@
 """Multigrid training's options, declared once: the ``multigrid`` section checks BasicSR options and MMagic
-configs, builds the schedule and makes the table in docs/options.md.
+configs, is resolved into the one immutable ``MultigridSettings`` of a run and makes the table in docs/options.md.
 
-The section's keys are also the keyword arguments of the LR scheduler ``MultigridLR`` (besides ``total_iter``,
-which each toolbox keeps in its own place), so the sampler and the scheduler are built from the same values.
+Every rule on the section is written here (the declaration and its ``validate`` hook, ``resolve`` for what needs
+the training length and the baseline sizes, ``check_eta_min`` for what needs the optimizer's LR). Each toolbox
+resolves the section once, where its runs start (BasicSR: the options check and the train loader wrapper; MMagic:
+``MultigridHook.before_run``), and hands the settings to the sampler, the LR scheduler, the logs and the plot.
+The section's keys are also the keyword arguments of the framework-free ``MultigridLR`` (besides ``total_iter``).
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping, Sequence
 
 from effsr_core.options import Option, OptionError, OptionSection
-from multigrid_plugin.schedule import (MODES, ORDERS, MultigridSchedule, ScheduleError, check_sizes,
-                                       check_stage_iters, paper_spatial_sizes, paper_temporal_sizes, stage_sizes)
+from multigrid_plugin.schedule import (MODES, ORDERS, DelayedSchedule, MultigridSchedule, ScheduleError,
+                                       check_sizes, check_stage_iters, paper_spatial_sizes, paper_temporal_sizes,
+                                       schedule_length, stage_sizes)
 
 #: Shapes of the within-stage decay (see ``multigrid_plugin.lr_schedule``).
 FORMS = ('cosine', 'literal')
@@ -29,6 +34,23 @@ def schedule_errors(prefix: str, outside: Mapping[str, str] | None = None) -> It
         raise OptionError(f'{name}: {error.message}') from error
 
 
+def check_factors(factors: Sequence[float] | None, spatial_sizes: Sequence[int], prefix: str) -> None:
+    """``spatial_lr_factors`` gives one factor per spatial size (or is None)."""
+    if factors is not None and len(factors) != len(spatial_sizes):
+        raise OptionError(f'{prefix}.spatial_lr_factors: {list(factors)} must give one factor per spatial size '
+                          f'({len(spatial_sizes)}: {list(spatial_sizes)}).')
+
+
+def check_eta_min(eta_min: float, lowest_lr: float, spatial_lr_factors: Sequence[float] | None, prefix: str,
+                  source: str = '') -> None:
+    """The LR floor is not above the lowest LR a stage starts at: ``lowest_lr`` (the lowest base LR, from
+    ``source`` if given, for the message) times the lowest spatial factor."""
+    lowest = lowest_lr * min(spatial_lr_factors or [1.0])
+    if eta_min > lowest:
+        raise OptionError(f'{prefix}.eta_min: {eta_min:g} exceeds the lowest starting LR of a stage ({lowest:g}'
+                          f'{f", from {source}" if source else ""}); it must not be larger.')
+
+
 def _check_cycles(values: dict[str, Any], prefix: str) -> None:
     """The cross-option rules that do not need the training length or the baseline sizes."""
     with schedule_errors(prefix):
@@ -39,10 +61,8 @@ def _check_cycles(values: dict[str, Any], prefix: str) -> None:
             num_stages = len(stage_sizes(values['spatial_sizes'], values['temporal_sizes'], values['order'],
                                          values['mode']))
             check_stage_iters(values['stage_iters'], num_stages)
-    factors, spatial = values.get('spatial_lr_factors'), values['spatial_sizes']
-    if factors is not None and spatial is not None and len(factors) != len(spatial):
-        raise OptionError(f'{prefix}.spatial_lr_factors: {list(factors)} must give one factor per spatial size '
-                          f'({len(spatial)}: {list(spatial)}).')
+    if values['spatial_sizes'] is not None:  # derived sizes: ``resolve`` checks the factors against them
+        check_factors(values['spatial_lr_factors'], values['spatial_sizes'], prefix)
 
 
 MULTIGRID = OptionSection('multigrid', 'multigrid training: spatial x temporal cycles and the dynamic LR of Eq. 1', (
@@ -99,6 +119,57 @@ def build_schedule(values: Mapping[str, Any], total_iter: int, prefix: str = 'mu
                                   'derive the paper\'s sizes from.')
         return MultigridSchedule(cycles['spatial_sizes'], cycles['temporal_sizes'], total_iter, order=values['order'],
                                  mode=values['mode'], stage_iters=values['stage_iters'])
+
+
+@dataclass(frozen=True)
+class MultigridSettings:
+    """The multigrid settings of one training run, checked and resolved once (``resolve``): what every iteration
+    trains at (``training``, read by the batch sampler and the logs) and the LR settings of ``MultigridLR``.
+    Immutable, so it is handed on (and deep-copied) as the same object.
+
+    Args:
+        training: the stages as the training iterations see them (with the offset before the schedule starts).
+        warmup_iter, eta_min, form, spatial_lr_factors: Eq. 1's settings (see ``multigrid_plugin.lr_schedule``).
+        name: the section's option name in this toolbox, for messages (``multigrid``, ``MultigridHook``).
+    """
+    training: DelayedSchedule
+    warmup_iter: int = MULTIGRID['warmup_iter'].default
+    eta_min: float = MULTIGRID['eta_min'].default
+    form: str = MULTIGRID['form'].default
+    spatial_lr_factors: tuple[float, ...] | None = None
+    name: str = MULTIGRID.name
+
+    @property
+    def schedule(self) -> MultigridSchedule:
+        """The stages counted from the schedule's first iteration (what ``MultigridLR`` steps through)."""
+        return self.training.schedule
+
+    @property
+    def offset(self) -> int:
+        """Training iterations before the schedule starts."""
+        return self.training.offset
+
+    def __deepcopy__(self, memo: dict) -> 'MultigridSettings':
+        return self  # immutable: toolboxes deep-copy their options, and every reader keeps the same object
+
+
+def resolve(values: Mapping[str, Any], total_iter: int, prefix: str = MULTIGRID.name, *,
+            baseline_patch_size: int | None = None, baseline_frames: int | None = None, offset: int = 0,
+            outside: Mapping[str, str] | None = None) -> MultigridSettings:
+    """The settings of a checked ``multigrid`` section (``MULTIGRID.check(...)``) for a run of ``total_iter``
+    training iterations whose schedule starts after ``offset`` of them (arguments as for ``build_schedule``)."""
+    with schedule_errors(prefix, outside):
+        length = schedule_length(total_iter, offset)
+    schedule = build_schedule(values, length, prefix, baseline_patch_size=baseline_patch_size,
+                              baseline_frames=baseline_frames, outside=outside)
+    if values['spatial_sizes'] is None:  # derived here: the section's own check could not compare them
+        check_factors(values['spatial_lr_factors'], schedule.spatial_sizes, prefix)
+    baseline = None if baseline_patch_size is None or baseline_frames is None else (baseline_patch_size,
+                                                                                    baseline_frames)
+    with schedule_errors(prefix, outside):
+        training = DelayedSchedule(schedule, baseline, offset)
+    return MultigridSettings(training, values['warmup_iter'], values['eta_min'], values['form'],
+                             values['spatial_lr_factors'], prefix)
 
 
 #: Arguments of the MMagic hook ``MultigridHook`` besides the ``multigrid`` section's keys.

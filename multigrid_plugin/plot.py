@@ -1,13 +1,14 @@
 """A picture of a multigrid schedule: LR patch size, frames and learning rate per iteration (framework-free)."""
 from __future__ import annotations
 
-from typing import Sequence
-
 from effsr_core.checkpoints import atomic_write
 from multigrid_plugin.lr_schedule import multigrid_lr
+from multigrid_plugin.options import MultigridSettings
 from multigrid_plugin.schedule import MultigridSchedule
 
 MAX_POINTS = 2000  # per curve: iterations are sampled evenly, plus the first and last of every stage
+#: The picture's file name in a run's folder (BasicSR's experiment folder, MMagic's work_dir).
+PLOT_FILE = 'multigrid_schedule.png'
 
 
 def plotted_iterations(schedule: MultigridSchedule) -> list[int]:
@@ -17,26 +18,26 @@ def plotted_iterations(schedule: MultigridSchedule) -> list[int]:
     return sorted(set(range(1, schedule.total_iter + 1, step)) | ends)
 
 
-def plot_schedule(schedule: MultigridSchedule, png_path: str, base_lr: float | None = None, eta_min: float = 0.0,
-                  warmup_iter: int = 0, form: str = 'cosine', offset: int = 0,
-                  spatial_lr_factors: Sequence[float] | None = None) -> str:
-    """Write a PNG of the LR patch size, frames and (with ``base_lr``) Eq. 1's LR per training iteration.
+def plot_schedule(settings: MultigridSettings, png_path: str, base_lr: float | None = None) -> str:
+    """Write a PNG of a run's LR patch size, frames and (with ``base_lr``) Eq. 1's LR per training iteration.
 
-    ``offset``: training iterations before the schedule starts (they are left out; the x axis counts training
-    iterations). The file is replaced atomically. Returns ``png_path``.
+    The iterations before the schedule starts (``settings.offset``) are left out; the x axis counts training
+    iterations. The file is replaced atomically. Returns ``png_path``.
     """
     import matplotlib
 
     matplotlib.use('Agg')
     from matplotlib import pyplot as plt
 
+    schedule, offset = settings.schedule, settings.offset
     iterations = plotted_iterations(schedule)
     x = [offset + i for i in iterations]
     stages = [schedule.stage_at(i) for i in iterations]
     panels = [('LR patch size', [s.patch_size for s in stages]), ('frames', [s.frames for s in stages])]
     if base_lr is not None:
-        panels.append(('learning rate', [multigrid_lr(schedule, i, base_lr, eta_min, warmup_iter, form,
-                                                      spatial_lr_factors) for i in iterations]))
+        panels.append(('learning rate', [multigrid_lr(schedule, i, base_lr, settings.eta_min, settings.warmup_iter,
+                                                      settings.form, settings.spatial_lr_factors)
+                                         for i in iterations]))
     fig, axes = plt.subplots(len(panels), 1, sharex=True, figsize=(6, 1.8 * len(panels) + 0.6), dpi=120)
     for ax, (label, values) in zip(axes, panels):
         ax.plot(x, values, drawstyle='steps-post' if label != 'learning rate' else 'default')

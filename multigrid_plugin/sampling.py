@@ -19,8 +19,6 @@ from typing import Any, Callable, Iterable, Iterator
 
 from torch.utils.data import Dataset, Sampler
 
-from multigrid_plugin.schedule import MultigridSchedule
-
 ShapedIndex = tuple[int, int, int]  # (index, LR patch size, frames)
 Reshape = Callable[[Any, int, int], AbstractContextManager]
 
@@ -31,13 +29,14 @@ class MultigridBatchSampler(Sampler[list[ShapedIndex]]):
     Args:
         sampler: yields dataset indices (its ``set_epoch`` is forwarded).
         batch_size: samples per batch, the same in every stage (as in the paper).
-        schedule: gives the stage of an iteration.
+        schedule: ``(stage, LR patch size, frames)`` of a 1-based training iteration: a ``MultigridSchedule``, or
+            a run's ``DelayedSchedule`` (``MultigridSettings.training``) when it starts late.
         drop_last: drop an incomplete last batch of an epoch (training loops do).
         start_iter: iterations already trained (a resumed run), so the next batch trains ``start_iter + 1``.
     """
 
-    def __init__(self, sampler: Iterable[int], batch_size: int, schedule: MultigridSchedule, drop_last: bool = True,
-                 start_iter: int = 0):
+    def __init__(self, sampler: Iterable[int], batch_size: int, schedule: Callable[[int], tuple[int, int, int]],
+                 drop_last: bool = True, start_iter: int = 0):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f'batch_size: {batch_size!r} must be a positive int.')
         if isinstance(start_iter, bool) or not isinstance(start_iter, int) or start_iter < 0:

@@ -10,6 +10,10 @@ short to long):
 * ``synchronous`` (Table 8 ablation): both grow together, stage j uses the j-th patch size and the j-th frame count;
 * mode ``spatial`` / ``temporal`` (S-only / T-only ablations; ``spatial`` for sliding-window models such as EDVR
   whose frame count is fixed by the architecture): one cycle only, the other size fixed at its largest value.
+
+A run may train some iterations at its configured shape before the schedule starts (MMagic's ``begin``, SSL's
+regularisation before pruning): ``DelayedSchedule`` is the schedule as the training iterations see it, the one
+place that offset is applied, whichever toolbox runs it.
 """
 from __future__ import annotations
 
@@ -210,3 +214,52 @@ class MultigridSchedule:
         frames = self.temporal_sizes[-1] if baseline_frames is None else baseline_frames
         work = sum(stage.length * stage.patch_size ** 2 * stage.frames for stage in self.stages)
         return self.total_iter * patch ** 2 * frames / work
+
+
+def schedule_length(total_iter: int, offset: int) -> int:
+    """Iterations left to a schedule that starts after ``offset`` of ``total_iter`` training iterations (at least
+    one, else ScheduleError)."""
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ScheduleError('offset', f'{offset!r} must be a non-negative int.')
+    if offset and total_iter - offset < 1:
+        raise ScheduleError('total_iter', f'{total_iter} training iterations leave none for the multigrid schedule '
+                                          f'after the {offset} iterations before it starts.')
+    return total_iter - offset
+
+
+@dataclass(frozen=True)
+class DelayedSchedule:
+    """A ``MultigridSchedule`` as the training iterations see it: the first ``offset`` iterations train at the
+    ``baseline`` (LR patch size, frames) as configured, then training iteration ``offset + t`` trains at the
+    schedule's iteration ``t``. What the batch sampler reads.
+
+    Args:
+        schedule: the stages, counted from the schedule's own first iteration (what the LR scheduler reads).
+        baseline: the configured (LR patch size, frames); needed when ``offset`` > 0.
+        offset: training iterations before the schedule starts.
+    """
+    schedule: MultigridSchedule
+    baseline: tuple[int, int] | None = None
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        schedule_length(self.offset + self.schedule.total_iter, self.offset)
+        if self.offset and self.baseline is None:
+            raise ScheduleError('offset', f'the schedule starts after {self.offset} iterations, but the shape they '
+                                          'train at (the baseline LR patch size and frames) is not given.')
+
+    @property
+    def total_iter(self) -> int:
+        """Training iterations: those before the schedule and the schedule's."""
+        return self.offset + self.schedule.total_iter
+
+    def step(self, iteration: int) -> int:
+        """The schedule's 1-based iteration of a 1-based training iteration (< 1: before the schedule starts)."""
+        return iteration - self.offset
+
+    def __call__(self, iteration: int) -> tuple[int, int, int]:
+        """``(stage index, LR patch size, frames)`` of a 1-based training iteration; stage -1 (the baseline shape)
+        before the schedule starts."""
+        if self.offset and iteration <= self.offset:
+            return (-1, *self.baseline)
+        return self.schedule(iteration - self.offset)

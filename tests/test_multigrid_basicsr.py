@@ -51,7 +51,7 @@ def test_generated_configs_are_up_to_date():
 
 def test_paper_configs_use_the_paper_sizes_and_lr():
     from effsr_core.basicsr.options_check import check_basicsr_options
-    from multigrid_plugin.basicsr.run import BasicSRMultigrid
+    from multigrid_plugin.basicsr.settings import BasicSRMultigrid
     from basicsr.utils.registry import MODEL_REGISTRY
 
     import effsr_core.basicsr  # noqa: F401
@@ -68,7 +68,7 @@ def test_paper_configs_use_the_paper_sizes_and_lr():
         network = opt['name'].split('_')[0]
         assert run.schedule.spatial_sizes == spatial
         assert opt['train']['optim_g']['lr'] == pytest.approx(scaled_lr[network])
-        assert opt['datasets']['train']['batch_size_per_gpu'] * 8 == 64 and run.values['warmup_iter'] == 5000
+        assert opt['datasets']['train']['batch_size_per_gpu'] * 8 == 64 and run.settings.warmup_iter == 5000
         if opt['model_type'] == 'EDVRModel':
             assert {s.frames for s in run.schedule.stages} == {opt['datasets']['train']['num_frame']}
         else:
@@ -146,14 +146,15 @@ def test_pipeline_wrappers_are_installed_once():
 
 
 def test_schedule_plot(tmp_path):
+    from multigrid_plugin.options import MULTIGRID, resolve
     from multigrid_plugin.plot import plot_schedule, plotted_iterations
-    from multigrid_plugin.schedule import MultigridSchedule
 
-    schedule = MultigridSchedule((32, 64), (7, 11, 15), 30_000)
+    settings = resolve(MULTIGRID.check({'warmup_iter': 5000}), 30_000, baseline_patch_size=64, baseline_frames=15)
+    schedule = settings.schedule
     iterations = plotted_iterations(schedule)
     assert len(iterations) <= 2000 + 2 * schedule.num_stages
     assert all(s.first_iter in iterations and s.last_iter in iterations for s in schedule.stages)
-    path = plot_schedule(schedule, str(tmp_path / 'schedule.png'), base_lr=8e-4, warmup_iter=5000)
+    path = plot_schedule(settings, str(tmp_path / 'schedule.png'), base_lr=8e-4)
     assert Path(path).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 
@@ -238,13 +239,13 @@ def _iterations(log: str) -> dict[int, tuple[float, int, int, int]]:
 def _expected(run, base_lr: float) -> dict[int, tuple[float, int, int, int]]:
     from multigrid_plugin.lr_schedule import multigrid_lr
 
-    values = run.values
+    settings = run.settings
     expected = {}
     for iteration in range(1, run.offset + run.schedule.total_iter + 1):
         stage, patch, frames = run(iteration)
         lr = (base_lr if stage < 0 else
-              multigrid_lr(run.schedule, iteration - run.offset, base_lr, values['eta_min'], values['warmup_iter'],
-                           values['form']))
+              multigrid_lr(run.schedule, iteration - run.offset, base_lr, settings.eta_min, settings.warmup_iter,
+                           settings.form))
         expected[iteration] = (lr, stage + 1, patch, frames)
     return expected
 
@@ -273,7 +274,7 @@ def test_training_follows_the_schedule_and_resumes_mid_stage(small_run, tmp_path
     iterations 4-8 exactly as the uninterrupted run did."""
     from basicsr.utils.registry import MODEL_REGISTRY
 
-    from multigrid_plugin.basicsr.run import BasicSRMultigrid
+    from multigrid_plugin.basicsr.settings import BasicSRMultigrid
 
     run = BasicSRMultigrid.from_options(small_run, MODEL_REGISTRY.get(small_run['model_type']))
     expected = _expected(run, small_run['train']['optim_g']['lr'])
@@ -301,7 +302,7 @@ def test_ssl_pruning_fine_tunes_with_multigrid(repo_root, offline_data, tmp_path
     import effsr_core.basicsr  # noqa: F401
     from basicsr.utils.registry import MODEL_REGISTRY
 
-    from multigrid_plugin.basicsr.run import BasicSRMultigrid
+    from multigrid_plugin.basicsr.settings import BasicSRMultigrid
 
     opt = _absolute_paths(yaml.safe_load(SSL_DEMO.read_text()), repo_root)
     opt = changed(opt, {'datasets.val': DROP, 'val': DROP, 'path.pretrain_network_g': None,
@@ -317,3 +318,23 @@ def test_ssl_pruning_fine_tunes_with_multigrid(repo_root, offline_data, tmp_path
     assert sorted(logged) == list(range(1, 9))
     _assert_matches(logged, _expected(run, opt['train']['optim_g']['lr']))
     assert [logged[i][2:] for i in range(1, 9)] == [(32, 3)] * 4 + [(32, 2), (32, 3), (40, 2), (40, 3)]
+
+
+def test_the_model_and_its_scheduler_read_the_loader_wrappers_settings(monkeypatch, demo_options):
+    """The train loader wrapper resolves the section once; the model built next receives that object (nothing
+    resolves it again) and so does MultigridLR."""
+    from basicsr.models.video_recurrent_model import VideoRecurrentModel
+
+    from multigrid_plugin.basicsr import pipeline
+    from multigrid_plugin.basicsr.model import multigrid_model_class
+    from multigrid_plugin.basicsr.settings import BasicSRMultigrid
+
+    opt = changed(demo_options, {'datasets.val': DROP, 'val': DROP})
+    opt.update(is_train=True, dist=False, num_gpu=0, rank=0, world_size=1)
+    run = BasicSRMultigrid.from_options(opt, VideoRecurrentModel)
+    pipeline._RESOLVED[id(opt)] = (opt, run)
+    monkeypatch.setattr(BasicSRMultigrid, 'from_options', None)  # a second resolution would fail
+    model = multigrid_model_class(VideoRecurrentModel)(opt, multigrid=pipeline._take_resolved(opt))
+    assert model.multigrid is run and pipeline._take_resolved(opt) is None  # handed on once
+    scheduler, = model.schedulers
+    assert scheduler.settings is run.settings and scheduler.schedule is run.schedule

@@ -1,5 +1,6 @@
-"""Multigrid in MMagic's runner (MultigridHook + MultigridLR): every iteration's input shape and LR follow the
-schedule with workers, a resumed run equals an uninterrupted one, SSL fine-tuning composes, bad configs are refused."""
+"""Multigrid in MMagic's runner (MultigridHook + MultigridLR): the settings are written once (to the hook) and both
+read the same object, every iteration's input shape and LR follow the schedule with workers, a resumed run equals an
+uninterrupted one, SSL fine-tuning composes, bad configs are refused."""
 import copy
 from pathlib import Path
 
@@ -36,9 +37,8 @@ def _config(work_dir, repo_root, offline_data, workers=0, persistent=False, **mu
 
     cfg = Config.fromfile(str(repo_root / CONFIG))
     cfg.work_dir = str(work_dir)
-    values = dict(cfg.multigrid, **MULTIGRID, **multigrid)
-    cfg.custom_hooks = [dict(type='MultigridHook', **values)]
-    cfg.param_scheduler = dict(type='MultigridLR', by_epoch=False, total_iter=MAX_ITERS, **values)
+    cfg.custom_hooks = [dict(type='MultigridHook', **dict(cfg.multigrid, **MULTIGRID, **multigrid))]
+    cfg.param_scheduler = dict(type='MultigridLR', by_epoch=False)
     cfg.train_dataloader.update(num_workers=workers, persistent_workers=persistent, batch_size=BATCH)
     cfg.train_dataloader.dataset.data_root = str(offline_data / 'video_sr')
     cfg.train_dataloader.dataset.num_input_frames = 3
@@ -130,7 +130,7 @@ def test_ssl_fine_tuning_with_multigrid(tmp_path, repo_root, offline_data, mmagi
     cfg.model.pruning.regularization = dict(delta=0.05, tau=0.1, t1=1, t2=2)  # prune at iteration 5
     values = dict(MULTIGRID, warmup_iter=0)
     cfg.custom_hooks.append(dict(type='MultigridHook', begin=begin, **values))
-    cfg.param_scheduler = dict(type='MultigridLR', by_epoch=False, total_iter=MAX_ITERS - begin, **values)
+    cfg.param_scheduler = dict(type='MultigridLR', by_epoch=False)  # rebuilt at pruning, bound again by the hook
     cfg.train_dataloader.update(num_workers=0, batch_size=BATCH)
     cfg.train_dataloader.dataset.update(data_root=str(offline_data / 'video_sr'), num_input_frames=3)
     cfg.train_pipeline[4].gt_patch_size = 64
@@ -176,30 +176,38 @@ def _edvr(cfg):
         data_preprocessor=dict(type='DataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.]))
 
 
-def _hook_and_scheduler(**changes):
+def _hook(**changes):
     def change(cfg):
-        for key, value in changes.items():
-            cfg.custom_hooks[0][key] = cfg.param_scheduler[key] = value
+        cfg.custom_hooks[0].update(changes)
+    return change
+
+
+def _configured_patch(size):
+    def change(cfg):
+        crop, = (t for t in cfg.train_dataloader.dataset.pipeline if t['type'] == 'PairedRandomCrop')
+        crop['gt_patch_size'] = size
     return change
 
 
 REFUSALS = {
-    'stage patch x scale larger than the frames': (_hook_and_scheduler(spatial_sizes=[16, 128]),
+    'stage patch x scale larger than the frames': (_hook(spatial_sizes=[16, 128]),
                                                    r'MultigridHook.spatial_sizes \(128 x scale 4\): 512 is larger'),
-    'more frames than a clip': (_hook_and_scheduler(temporal_sizes=[2, 101]),
-                                'MultigridHook.temporal_sizes: 101 frames'),
-    'stage_iters not adding up to max_iters': (lambda cfg: cfg.custom_hooks[0].update(stage_iters=[2, 2, 2, 3]),
+    'more frames than a clip': (_hook(temporal_sizes=[2, 101]), 'MultigridHook.temporal_sizes: 101 frames'),
+    'stage_iters not adding up to max_iters': (_hook(stage_iters=[2, 2, 2, 3]),
                                                r'MultigridHook.stage_iters: \[2, 2, 2, 3\] adds up to 9'),
-    'scheduler stage_iters not adding up': (_hook_and_scheduler(stage_iters=[2, 2, 2, 3]),
-                                            r'MultigridLR.stage_iters: \[2, 2, 2, 3\] adds up to 9'),
+    'begin leaving no iteration': (_hook(begin=MAX_ITERS), r'train_cfg.max_iters: 8 training iterations leave none'),
+    'eta_min above the lowest LR (SpyNet\'s)': (_hook(eta_min=1e-4), r'MultigridHook.eta_min: 0.0001 exceeds'),
     'temporal cycle on a fixed-frame model (EDVR)': (_edvr, 'MultigridHook.mode'),
     'hook without MultigridLR': (lambda cfg: setattr(cfg, 'param_scheduler', dict(
         type='CosineRestartLR', by_epoch=False, periods=[MAX_ITERS], restart_weights=[1], eta_min=0.)),
-        "param_scheduler: MultigridHook needs dict\\(type='MultigridLR'"),
-    'MultigridLR with other cycles': (lambda cfg: cfg.param_scheduler.update(temporal_sizes=[2, 4]),
-                                      "param_scheduler: MultigridLR's stages"),
-    'MultigridLR with another warmup': (lambda cfg: cfg.param_scheduler.update(warmup_iter=5),
-                                        'param_scheduler.warmup_iter'),
+        "param_scheduler: MultigridHook needs dict\\(type='MultigridLR', by_epoch=False\\)"),
+    'the settings written twice (MultigridLR too)': (lambda cfg: cfg.param_scheduler.update(temporal_sizes=[2, 3]),
+                                                    'param_scheduler.temporal_sizes: MultigridLR reads the multigrid '
+                                                    'settings of MultigridHook; write the multigrid dict once'),
+    'the length written again': (lambda cfg: cfg.param_scheduler.update(total_iter=MAX_ITERS),
+                                 'param_scheduler.total_iter: MultigridLR reads the multigrid settings'),
+    'a configured patch larger than the frames (the central config check)': (
+        _configured_patch(1024), r'train_dataloader.dataset.pipeline\[\d\].gt_patch_size: 1024 is larger'),
     'a second LR scheduler': (lambda cfg: setattr(cfg, 'param_scheduler', [
         cfg.param_scheduler, dict(type='LinearLR', by_epoch=False, start_factor=0.1, end=2)]),
         'param_scheduler: LinearLR also sets the LR'),
@@ -220,6 +228,88 @@ def test_config_that_cannot_work_is_refused_before_the_first_iteration(tmp_path,
         runner.train()
     assert runner.iter == 0
     assert not list(Path(tmp_path).rglob('*.pth')) and not (tmp_path / 'multigrid_schedule.png').exists()
+
+
+def test_the_hook_and_the_scheduler_read_one_settings_object(tmp_path, repo_root, offline_data):
+    """The config writes the multigrid dict once (to the hook); MultigridLR is bound to the hook's settings before
+    the first iteration and starts at its LR."""
+    from mmengine.hooks import Hook
+    from mmengine.runner import Runner
+
+    from multigrid_plugin.lr_schedule import multigrid_lr
+    from multigrid_plugin.schedule import MultigridSchedule
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    class Inspect(Hook):
+        priority = 'LOWEST'
+
+        def before_train(self, runner):
+            hook, = (h for h in runner.hooks if type(h).__name__ == 'MultigridHook')
+            scheduler, = runner.param_schedulers
+            lr = max(group['lr'] for group in runner.optim_wrapper.optimizer.param_groups)
+            seen.append((hook.settings, scheduler.scheduler, lr))
+            raise Stop
+
+    cfg = _config(tmp_path, repo_root, offline_data)
+    assert 'spatial_sizes' not in cfg.param_scheduler and cfg.custom_hooks[0]['spatial_sizes'] == [16, 32]
+    runner = Runner.from_cfg(cfg)
+    runner.register_hook(Inspect())
+    with pytest.raises(Stop):
+        runner.train()
+    settings, scheduler, lr = seen[0]
+    assert scheduler.settings is settings and scheduler.schedule is settings.schedule
+    assert settings.schedule == MultigridSchedule((16, 32), (2, 3), MAX_ITERS) and settings.warmup_iter == 2
+    assert lr == pytest.approx(multigrid_lr(settings.schedule, 1, 5e-4, warmup_iter=2), rel=1e-12)
+    assert (tmp_path / 'multigrid_schedule.png').stat().st_size > 0
+
+
+def test_multigrid_lr_without_the_hook_is_refused():
+    """Built by mmengine with no settings, MultigridLR refuses multigrid keys and steps only once a hook bound it."""
+    import effsr_core.mmagic  # noqa: F401
+    from mmagic.registry import PARAM_SCHEDULERS
+    from mmengine.optim import OptimWrapper
+
+    from effsr_core.options import OptionError
+
+    def build(**options):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        return PARAM_SCHEDULERS.build(dict(type='MultigridLR', by_epoch=False, **options),
+                                      default_args=dict(optimizer=OptimWrapper(optimizer)))
+
+    with pytest.raises(OptionError, match=r"param_scheduler.warmup_iter: MultigridLR reads .* of MultigridHook"):
+        build(warmup_iter=5)
+    scheduler = build()
+    assert not scheduler.bound
+    with pytest.raises(RuntimeError, match='no MultigridHook bound it'):
+        scheduler.step()
+
+
+def test_the_plugins_hooks_share_one_config_check_per_runner(monkeypatch):
+    """MultigridHook and SSLPruningHook extend the central ConfigCheckHook: a runner's config is checked once,
+    however many of them it lists."""
+    import effsr_core.mmagic  # noqa: F401
+    from mmagic.registry import HOOKS
+
+    from effsr_core.mmagic import check_hook
+
+    checked = []
+    monkeypatch.setattr(check_hook, 'check_mmagic_config', checked.append)
+
+    class Runner:  # what before_run reads when the runner does not train: no optimizer wrapper built
+        def __init__(self, name):
+            self.cfg, self.optim_wrapper = {'name': name}, None
+
+    hooks = [HOOKS.build(dict(type=name)) for name in ('SSLPruningHook', 'MultigridHook', 'ConfigCheckHook')]
+    assert all(isinstance(hook, check_hook.ConfigCheckHook) for hook in hooks)
+    first, second = Runner('first'), Runner('second')
+    for hook in hooks:
+        hook.before_run(first)
+    hooks[1].before_run(second)
+    assert checked == [{'name': 'first'}, {'name': 'second'}]
 
 
 def test_mirrored_septuplets_train_on_their_central_frames(tmp_path):

@@ -1,5 +1,6 @@
 """Multigrid training's framework-free core: the schedule as a pure function of the iteration, the dynamic LR of
 Eq. 1 (values written out by hand: the cosines of the few angles involved), the option refusals."""
+import copy
 import io
 
 import pytest
@@ -9,8 +10,8 @@ import multigrid_plugin  # noqa: F401  (registers MultigridLR, as the plugin dis
 from effsr_core import registry
 from effsr_core.options import OptionError
 from multigrid_plugin.lr_schedule import MultigridLR, linear_scaling, multigrid_lr
-from multigrid_plugin.options import MULTIGRID, build_schedule
-from multigrid_plugin.schedule import (MultigridSchedule, ScheduleError, paper_spatial_sizes,
+from multigrid_plugin.options import MULTIGRID, build_schedule, resolve
+from multigrid_plugin.schedule import (DelayedSchedule, MultigridSchedule, ScheduleError, paper_spatial_sizes,
                                        paper_temporal_sizes)
 
 REDS = {'spatial_sizes': [32, 64], 'temporal_sizes': [7, 11, 15]}
@@ -259,3 +260,55 @@ def test_the_default_section_builds_the_paper_schedule():
     schedule = build_schedule({**values, 'stage_iters': (5, 5, 5, 5, 5, 35)}, 60, baseline_patch_size=64,
                               baseline_frames=15)
     assert schedule(26) == (5, 64, 15) and schedule.stage_length(5) == 35
+
+
+# --- one settings object per run -------------------------------------------------------------------------------------
+
+def test_a_delayed_schedule_trains_the_baseline_shape_until_its_offset():
+    """SSL's regularisation / MMagic's begin: 4 iterations at the configured 64 x 15, then the schedule."""
+    schedule = MultigridSchedule((32, 64), (7, 15), 8)  # 4 stages of 2 iterations
+    delayed = DelayedSchedule(schedule, baseline=(64, 15), offset=4)
+    assert [delayed(t) for t in (1, 4, 5, 6, 7, 12, 13)] == [(-1, 64, 15), (-1, 64, 15), (0, 32, 7), (0, 32, 7),
+                                                             (1, 32, 15), (3, 64, 15), (3, 64, 15)]
+    assert delayed.total_iter == 12 and delayed.step(5) == 1 and delayed.step(3) == -1
+    assert DelayedSchedule(schedule)(1) == schedule(1)  # no offset: the schedule itself
+    with pytest.raises(ScheduleError) as error:
+        DelayedSchedule(schedule, offset=2)
+    assert error.value.field == 'offset'
+
+
+def test_resolve_applies_the_offset_and_names_the_length_that_leaves_no_schedule():
+    values = MULTIGRID.check(REDS)
+    settings = resolve(values, 64, baseline_patch_size=64, baseline_frames=15, offset=4)
+    assert settings.offset == 4 and settings.schedule == MultigridSchedule((32, 64), (7, 11, 15), 60)
+    assert settings.training(4) == (-1, 64, 15) and settings.training(5) == (0, 32, 7)
+    with pytest.raises(OptionError, match=r'^train.total_iter: 4 training iterations leave none for the multigrid '
+                                          r'schedule after the 4 iterations before it starts'):
+        resolve(values, 4, baseline_patch_size=64, baseline_frames=15, offset=4,
+                outside={'total_iter': 'train.total_iter'})
+
+
+def test_factors_are_checked_against_derived_spatial_sizes():
+    """Given sizes: the section's own check; sizes derived from the baseline: ``resolve`` (one rule, once each)."""
+    values = MULTIGRID.check({'spatial_lr_factors': [0.25]})  # nothing to compare with yet
+    with pytest.raises(OptionError, match=r'^multigrid.spatial_lr_factors: \[0.25\] must give one factor per spatial '
+                                          r'size \(2: \[32, 64\]\)'):
+        resolve(values, 60, baseline_patch_size=64, baseline_frames=15)
+
+
+def test_the_scheduler_reads_resolved_settings_without_resolving_again():
+    settings = resolve(MULTIGRID.check({**REDS, 'warmup_iter': 8, 'eta_min': 1e-6}), 24)
+    optimizer = _optimizer(8e-4, 2e-4)
+    scheduler = MultigridLR(optimizer, settings=settings)
+    assert scheduler.settings is settings and scheduler.schedule is settings.schedule
+    assert _run(scheduler, optimizer, 24) == _run(*_pair(dict(warmup_iter=8, eta_min=1e-6, **REDS)), 24)
+    assert copy.deepcopy(settings) is settings  # immutable: toolboxes' deep copies keep the one object
+    with pytest.raises(OptionError, match='MultigridLR: takes either resolved settings or the multigrid keys'):
+        MultigridLR(_optimizer(8e-4), 24, settings=settings)
+    with pytest.raises(OptionError, match=r'^multigrid.eta_min: 1e-06 exceeds the lowest starting LR of a stage'):
+        MultigridLR(_optimizer(1e-7), settings=settings)  # the floor against this optimizer's LRs
+
+
+def _pair(options):
+    optimizer = _optimizer(8e-4, 2e-4)
+    return MultigridLR(optimizer, 24, **options), optimizer

@@ -1,7 +1,7 @@
-"""Check the frame datasets of an MMagic config against the data on disk, from a plugin hook's ``before_run``
-(mmengine has built the loops, so a missing annotation file or an unknown metric has already failed with its own
-error; no weights are loaded and no frame is read yet). MMagic itself finds these in a DataLoader worker after
-training started."""
+"""Check the frame datasets of an MMagic config against the data on disk, from ``ConfigCheckHook.before_run``
+(``effsr_core.mmagic.check_hook``, the base of the plugins' hooks: mmengine has built the loops, so a missing
+annotation file or an unknown metric has already failed with its own error; no weights are loaded and no frame is
+read yet). MMagic itself finds these in a DataLoader worker after training started."""
 from __future__ import annotations
 
 import os.path as osp

@@ -1,5 +1,6 @@
 """The ``multigrid`` section checked against the rest of a BasicSR options file and the data, before anything is
-loaded or written (run by ``effsr_core``'s options check through the declared pipeline section)."""
+loaded or written (run by ``effsr_core``'s options check through the declared pipeline section): the section is
+resolved once (``BasicSRMultigrid``) and its stages are checked against the model, the dataset and the LR."""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -9,8 +10,9 @@ from basicsr.models.video_recurrent_model import VideoRecurrentModel
 from effsr_core.data.dataset_checks import check_patch_size, clip_shapes
 from effsr_core.options import OptionError
 from multigrid_plugin.basicsr.datasets import check_frames
-from multigrid_plugin.basicsr.run import SECTION, BasicSRMultigrid, dataset_frame_control
+from multigrid_plugin.basicsr.settings import SECTION, BasicSRMultigrid, dataset_frame_control
 from multigrid_plugin.lr_schedule import MultigridLR
+from multigrid_plugin.options import check_eta_min
 
 #: A recurrent model aligns neighbouring frames (SpyNet flows between consecutive ones): it needs two at least.
 MIN_RECURRENT_FRAMES = 2
@@ -25,8 +27,8 @@ def check_multigrid_options(opt: dict, model_cls: type, check_paths: bool) -> No
     run = BasicSRMultigrid.from_options(opt, model_cls)
     schedule = run.schedule
     sliding = control.attributes is None or not issubclass(model_cls, VideoRecurrentModel)
-    if sliding and run.values['mode'] != 'spatial':
-        raise OptionError(f'{SECTION}.mode: {run.values["mode"]!r} changes the clip length, but {model_cls.__name__} '
+    if sliding and schedule.mode != 'spatial':
+        raise OptionError(f'{SECTION}.mode: {schedule.mode!r} changes the clip length, but {model_cls.__name__} '
                           f'with {dataset["type"]} reads a number of frames fixed by the architecture (sliding '
                           'window); use mode: spatial.')
     if sliding and schedule.stages[-1].frames != run.configured[1]:
@@ -65,5 +67,5 @@ def _check_lr(opt: Mapping[str, Any], run: BasicSRMultigrid) -> None:
         raise OptionError(f'train.warmup_iter: {warmup}; BasicSR\'s warmup would overwrite {MultigridLR.__name__}\'s '
                           f'LRs: set it to -1 and use {SECTION}.warmup_iter.')
     lr = (train.get('optim_g') or {}).get('lr')
-    if isinstance(lr, (int, float)) and run.values['eta_min'] > lr:
-        raise OptionError(f'{SECTION}.eta_min: {run.values["eta_min"]:g} exceeds train.optim_g.lr ({lr:g}).')
+    if isinstance(lr, (int, float)):
+        check_eta_min(run.settings.eta_min, lr, run.settings.spatial_lr_factors, SECTION, 'train.optim_g.lr')

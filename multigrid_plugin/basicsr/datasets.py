@@ -20,10 +20,10 @@ from typing import Any, Callable, Iterator, Mapping, NamedTuple
 import torch
 
 from effsr_core.data.dataset_checks import check_clip_frames
+from effsr_core.data.meta_info import REDS_CLIP_FRAMES
 from effsr_core.options import OptionError
 
 VIMEO_SEPTUPLET = 7
-REDS_CLIP_FRAMES = 100  # BasicSR's REDS datasets read frames 0-99 of every clip
 
 
 class FrameControl(NamedTuple):

@@ -10,7 +10,7 @@ from basicsr.utils import get_root_logger
 
 from effsr_core.basicsr.schedulers import RegisteredSchedulers
 from effsr_core.options import OptionError
-from multigrid_plugin.basicsr.run import BasicSRMultigrid
+from multigrid_plugin.basicsr.settings import BasicSRMultigrid
 from multigrid_plugin.lr_schedule import MultigridLR
 
 #: ``log_dict`` keys (printed every ``logger.print_freq`` iterations and written to TensorBoard).
@@ -20,14 +20,15 @@ LOG_KEYS = ('multigrid/stage', 'multigrid/patch', 'multigrid/frames')
 class MultigridTraining:
     """Mixin put before a BasicSR model class (see ``multigrid_model_class``).
 
-    * ``train.scheduler: {type: MultigridLR}`` is built from the ``multigrid`` section, ``train.total_iter`` and
-      the dataset's sizes (BasicSR's own models gain registered schedulers through ``RegisteredSchedulers``);
+    * ``train.scheduler: {type: MultigridLR}`` is built from the run's settings (``multigrid``: the train loader
+      wrapper's, when ``pipeline`` builds the model; otherwise resolved from ``opt``); BasicSR's own models gain
+      registered schedulers through ``RegisteredSchedulers``;
     * at every stage change the stage, LR patch size, frames and LR go to BasicSR's root logger; the stage and the
       shape of the batch actually trained go into ``log_dict`` (the printed log and TensorBoard).
     """
 
-    def __init__(self, opt: dict):
-        self.multigrid = BasicSRMultigrid.from_options(opt, type(self))
+    def __init__(self, opt: dict, multigrid: BasicSRMultigrid | None = None):
+        self.multigrid = multigrid or BasicSRMultigrid.from_options(opt, type(self))
         self._logged_stage: tuple[int, int, int] | None = None
         self._batch_shape: tuple[int, int] | None = None
         super().__init__(opt)
@@ -38,7 +39,7 @@ class MultigridTraining:
         if options:
             raise OptionError(f'train.scheduler: {name} takes its settings from the multigrid section; move '
                               f'{", ".join(options)} there.')
-        return self.multigrid.scheduler_arguments()
+        return {'settings': self.multigrid.settings}
 
     def feed_data(self, data: dict[str, Any]) -> None:
         super().feed_data(data)

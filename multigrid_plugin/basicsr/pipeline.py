@@ -1,12 +1,13 @@
 """Multigrid inside BasicSR's own ``train_pipeline``, which has no hook: two of the functions it calls are wrapped
 when this package is imported (``install``, idempotent). Both are no-ops for options without a ``multigrid`` section.
 
-* ``basicsr.train.create_train_val_dataloader``: the train loader BasicSR built is rebuilt around the same
-  dataset and ``EnlargedSampler``: the dataset wrapped in ``MultigridDataset`` (each sample read at its
+* ``basicsr.train.create_train_val_dataloader``: the run's multigrid settings are resolved (once per
+  ``train_pipeline``) and the train loader BasicSR built is rebuilt around the same dataset and ``EnlargedSampler``
+  (``effsr_core.data.loader_rebuild``): the dataset wrapped in ``MultigridDataset`` (each sample read at its
   iteration's shape, ``datasets.reshape``) and batches from ``MultigridBatchSampler`` counting iterations from the
-  resumed one; worker, pinning, prefetching and seeding settings stay BasicSR's. The schedule is plotted.
+  resumed one; every other loader setting stays BasicSR's. The schedule is plotted.
 * ``basicsr.train.build_model``: the model class ``model_type`` names gets ``MultigridTraining`` mixed in
-  (``model.multigrid_model_class``), for ``MultigridLR`` and the stage logs.
+  (``model.multigrid_model_class``) and receives those same settings, for ``MultigridLR`` and the stage logs.
 """
 from __future__ import annotations
 
@@ -15,22 +16,25 @@ import functools
 import os.path as osp
 from typing import Any, Callable
 
-from basicsr.data.prefetch_dataloader import PrefetchDataLoader
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.utils.data import DataLoader
 
 from effsr_core.checkpoints import load_file
+from effsr_core.data.loader_rebuild import rebuild_loader
 from effsr_core.distributed import is_main_process
 from multigrid_plugin.basicsr.datasets import reshape
 from multigrid_plugin.basicsr.model import multigrid_model_class
-from multigrid_plugin.basicsr.run import SECTION, BasicSRMultigrid
+from multigrid_plugin.basicsr.settings import SECTION, BasicSRMultigrid
 from multigrid_plugin.lr_schedule import MultigridLR
-from multigrid_plugin.plot import plot_schedule
+from multigrid_plugin.plot import PLOT_FILE, plot_schedule
 from multigrid_plugin.sampling import MultigridBatchSampler, MultigridDataset
 
-PLOT_FILE = 'multigrid_schedule.png'  # in the experiment folder
 _WRAPPED = '__multigrid_wrapper__'
+#: The settings the train loader wrapper resolved, handed to the model wrapper of the same ``train_pipeline`` call
+#: (BasicSR passes only ``opt`` between them): ``id(opt) -> (opt, run)``, taken once; holding ``opt`` keeps its
+#: id from being reused meanwhile.
+_RESOLVED: dict[int, tuple[dict, BasicSRMultigrid]] = {}
 
 
 def resumed_iteration(opt: dict) -> int:
@@ -65,25 +69,23 @@ class EpochBatchSampler(MultigridBatchSampler):
 
 def multigrid_loader(loader: DataLoader, sampler: Any, run: BasicSRMultigrid, start_iter: int) -> DataLoader:
     """``loader`` rebuilt to yield each iteration's batch at that iteration's shape (same settings otherwise)."""
-    batch_sampler = EpochBatchSampler(sampler, loader.batch_size, run, drop_last=True, start_iter=start_iter)
-    arguments = dict(dataset=MultigridDataset(loader.dataset, reshape), batch_sampler=batch_sampler,
-                     num_workers=loader.num_workers, collate_fn=loader.collate_fn, pin_memory=loader.pin_memory,
-                     timeout=loader.timeout, worker_init_fn=loader.worker_init_fn,
-                     multiprocessing_context=loader.multiprocessing_context, generator=loader.generator,
-                     prefetch_factor=loader.prefetch_factor, persistent_workers=loader.persistent_workers)
-    if isinstance(loader, PrefetchDataLoader):
-        return PrefetchDataLoader(num_prefetch_queue=loader.num_prefetch_queue, **arguments)
-    return DataLoader(**arguments)
+    batch_sampler = EpochBatchSampler(sampler, loader.batch_size, run.settings.training, drop_last=True,
+                                      start_iter=start_iter)
+    return rebuild_loader(loader, MultigridDataset(loader.dataset, reshape), batch_sampler)
 
 
 def _plot(opt: dict, run: BasicSRMultigrid) -> None:
     train = opt['train']
     uses_lr = (train.get('scheduler') or {}).get('type') == MultigridLR.__name__
-    path = plot_schedule(run.schedule, osp.join(opt['path']['experiments_root'], PLOT_FILE),
-                         base_lr=train['optim_g']['lr'] if uses_lr else None, eta_min=run.values['eta_min'],
-                         warmup_iter=run.values['warmup_iter'], form=run.values['form'], offset=run.offset,
-                         spatial_lr_factors=run.values['spatial_lr_factors'])
+    path = plot_schedule(run.settings, osp.join(opt['path']['experiments_root'], PLOT_FILE),
+                         base_lr=train['optim_g']['lr'] if uses_lr else None)
     get_root_logger().info(f'multigrid: schedule plotted in {path}')
+
+
+def _take_resolved(opt: dict) -> BasicSRMultigrid | None:
+    """The settings the loader wrapper resolved for this ``opt``, if it did."""
+    held, run = _RESOLVED.pop(id(opt), (None, None))
+    return run if held is opt else None
 
 
 def _wrap(original: Callable) -> Callable:
@@ -109,6 +111,7 @@ def install() -> bool:
             return result
         train_loader, train_sampler, *rest = result
         run = BasicSRMultigrid.from_options(opt, MODEL_REGISTRY.get(opt['model_type']))
+        _RESOLVED[id(opt)] = (opt, run)
         start_iter = resumed_iteration(opt)
         stages = '; '.join(f'{s.index + 1}: {s.patch_size} px x {s.frames} frames, iterations '
                            f'{run.offset + s.first_iter}-{run.offset + s.last_iter}' for s in run.schedule.stages)
@@ -122,7 +125,8 @@ def install() -> bool:
     def build_multigrid_model(opt):
         if opt.get(SECTION) is None:
             return build_model(opt)
-        model = multigrid_model_class(MODEL_REGISTRY.get(opt['model_type']))(copy.deepcopy(opt))
+        model = multigrid_model_class(MODEL_REGISTRY.get(opt['model_type']))(copy.deepcopy(opt),
+                                                                              multigrid=_take_resolved(opt))
         get_root_logger().info(f'Model [{type(model).__name__}] is created.')
         return model
 

@@ -1,5 +1,6 @@
-"""Multigrid in MMagic: hook ``MultigridHook`` (imported by ``effsr_core.mmagic``); the LR scheduler
-``MultigridLR`` reaches mmengine's ``PARAM_SCHEDULERS`` through ``effsr_core``'s registry."""
+"""Multigrid in MMagic (imported by ``effsr_core.mmagic``): the hook ``MultigridHook``, which holds the multigrid
+settings, and the param scheduler ``MultigridLR`` it binds to them (``scheduler``)."""
 from multigrid_plugin.mmagic.hook import MultigridHook
+from multigrid_plugin.mmagic.scheduler import MultigridParamScheduler
 
-__all__ = ['MultigridHook']
+__all__ = ['MultigridHook', 'MultigridParamScheduler']

@@ -15,6 +15,7 @@ from mmagic.registry import DATA_SAMPLERS
 from mmengine.dataset import BaseDataset
 from torch.utils.data import DataLoader, Sampler
 
+from effsr_core.data.loader_rebuild import rebuild_loader
 from effsr_core.options import OptionError
 from multigrid_plugin.sampling import MultigridBatchSampler, MultigridDataset, Reshape
 
@@ -99,20 +100,14 @@ def fresh_sampler(loader: DataLoader, sampler_cfg: Any) -> Sampler:
     return DATA_SAMPLERS.build(copy.deepcopy(sampler_cfg), default_args=dict(dataset=loader.dataset, seed=seed))
 
 
-def multigrid_loader(loader: DataLoader, sampler: Sampler, schedule: Any, reshape: Reshape) -> DataLoader:
+def multigrid_loader(loader: DataLoader, sampler: Sampler, schedule: Callable[[int], tuple[int, int, int]],
+                     reshape: Reshape) -> DataLoader:
     """``loader`` rebuilt to read each batch with the shape of its iteration: its dataset wrapped in
     ``MultigridDataset`` and ``sampler`` (a fresh copy of its infinite / distributed sampler) batched by
-    ``MultigridBatchSampler`` with ``schedule``; every other setting (workers, collate_fn, worker_init_fn,
-    pin_memory, ...) is kept. The batch count starts at 0."""
+    ``MultigridBatchSampler`` with ``schedule`` (a training iteration's stage and shape); every other setting is
+    kept (``effsr_core.data.loader_rebuild``). The batch count starts at 0."""
     if loader.batch_size is None:
         raise OptionError('train_dataloader.batch_sampler: MultigridHook batches the sampler itself; set batch_size '
                           'and leave batch_sampler unset.')
     batches = MultigridBatchSampler(sampler, loader.batch_size, schedule, drop_last=loader.drop_last)
-    workers = loader.num_workers
-    return DataLoader(
-        MultigridDataset(loader.dataset, reshape), batch_sampler=batches, num_workers=workers,
-        collate_fn=loader.collate_fn, pin_memory=loader.pin_memory, timeout=loader.timeout,
-        worker_init_fn=loader.worker_init_fn, multiprocessing_context=loader.multiprocessing_context,
-        generator=loader.generator, prefetch_factor=loader.prefetch_factor if workers else None,
-        persistent_workers=loader.persistent_workers, pin_memory_device=loader.pin_memory_device,
-        in_order=loader.in_order)
+    return rebuild_loader(loader, MultigridDataset(loader.dataset, reshape), batches)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import copy
 import os.path as osp
 
-from mmengine.hooks import EMAHook, Hook
+from mmengine.hooks import EMAHook
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper
 from mmengine.runner import Runner
 
 from effsr_core.checkpoints import load_weights
-from effsr_core.mmagic.config_check import check_mmagic_config
+from effsr_core.mmagic.check_hook import ConfigCheckHook
 from mmagic.registry import HOOKS
 from ssl_plugin.archs.checkpoint_mapping import EXTRA_STATE
 from ssl_plugin.lifecycle import CURVE_FILE, TEACHER_FILE, SSLPruningLifecycle
@@ -28,8 +28,9 @@ REGULARISATION_SCALARS = ('loss_sir', 'gamma_pruned', 'gamma_kept', 'alpha')
 
 
 @HOOKS.register_module()
-class SSLPruningHook(Hook):
-    """Drives the pruning phases of an ``SSLPruningVSR`` model inside MMagic's runner.
+class SSLPruningHook(ConfigCheckHook):
+    """Drives the pruning phases of an ``SSLPruningVSR`` model inside MMagic's runner (the config is checked in
+    ``before_run`` by ``ConfigCheckHook``).
 
     Args:
         curve_interval: record the mean scaling factors every this many iterations (CSV + PNG in work_dir).
@@ -56,10 +57,6 @@ class SSLPruningHook(Hook):
         return model.lifecycle
 
     # ------------------------------------------------------------------------------------ run start
-    def before_run(self, runner: Runner) -> None:
-        """Refuse data and metrics the config cannot have, before weights are loaded or a frame is read."""
-        check_mmagic_config(runner.cfg)
-
     def before_train(self, runner: Runner) -> None:
         """Before the first iteration: refuse a ``max_iters`` that ends before pruning (the run would finish
         "successfully" without pruning), then start the lifecycle."""

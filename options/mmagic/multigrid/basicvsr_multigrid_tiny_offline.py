@@ -10,7 +10,7 @@ max_iters = 40
 
 multigrid = dict(_base_.multigrid, spatial_sizes=[16, 32], temporal_sizes=[3, 5], warmup_iter=4)
 custom_hooks = [dict(type='MultigridHook', **multigrid)]
-param_scheduler = dict(type='MultigridLR', by_epoch=False, total_iter=max_iters, **multigrid)
+param_scheduler = dict(type='MultigridLR', by_epoch=False)  # bound to the hook's settings
 
 model = dict(
     type='BasicVSR',

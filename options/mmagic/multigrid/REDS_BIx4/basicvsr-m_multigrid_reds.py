@@ -7,7 +7,6 @@ _base_ = ['./basicvsr_multigrid_reds.py']
 experiment_name = 'basicvsr-m_multigrid_reds'
 work_dir = f'./work_dirs/{experiment_name}'
 max_iters = 75_000
-param_scheduler = dict(_delete_=True, type='MultigridLR', by_epoch=False, total_iter=max_iters, **_base_.multigrid)
 train_cfg = dict(max_iters=max_iters)
 auto_scale_lr = dict(enable=True, base_batch_size=16)  # BasicVSR-M's baseline: batch 16 (Table 1 (1)) -> 8e-4
 model = dict(generator=dict(mid_channels=64, num_blocks=15))

@@ -6,4 +6,3 @@ experiment_name = 'basicvsr_fixed_reds'
 work_dir = f'./work_dirs/{experiment_name}'
 multigrid = dict(_base_.multigrid, spatial_sizes=[64], temporal_sizes=[15])
 custom_hooks = [dict(type='MultigridHook', **multigrid)]
-param_scheduler = dict(_delete_=True, type='MultigridLR', by_epoch=False, total_iter=_base_.max_iters, **multigrid)

@@ -11,7 +11,7 @@ max_iters = 150_000  # the 32-sample baseline's 300k iterations at twice the min
 
 multigrid = dict(_base_.multigrid, spatial_sizes=[32, 64], temporal_sizes=[7, 11, 15])
 custom_hooks = [dict(type='MultigridHook', **multigrid)]
-param_scheduler = dict(_delete_=True, type='MultigridLR', by_epoch=False, total_iter=max_iters, **multigrid)
+param_scheduler = dict(_delete_=True, type='MultigridLR', by_epoch=False)  # the hook's settings
 
 custom_imports = dict(imports=['effsr_core.mmagic'], allow_failed_imports=False)
 train_dataloader = dict(batch_size=8)  # per GPU

@@ -11,7 +11,7 @@ max_iters = 150_000
 
 multigrid = dict(_base_.multigrid, spatial_sizes=[32, 64], temporal_sizes=[6, 10, 14])
 custom_hooks = [dict(type='MultigridHook', **multigrid)]
-param_scheduler = dict(_delete_=True, type='MultigridLR', by_epoch=False, total_iter=max_iters, **multigrid)
+param_scheduler = dict(_delete_=True, type='MultigridLR', by_epoch=False)  # the hook's settings
 
 custom_imports = dict(imports=['effsr_core.mmagic'], allow_failed_imports=False)
 train_dataloader = dict(batch_size=8)  # per GPU

@@ -1,5 +1,7 @@
-"""The multigrid run a BasicSR options file describes: one object the loader, the model's LR scheduler, the logs
-and the options check all read, rebuilt from the options alone (so a resumed run finds the same stages)."""
+"""The multigrid settings a BasicSR options file describes (``BasicSRMultigrid``): the run's one
+``MultigridSettings``, resolved from the ``multigrid`` section, the training dataset and the model class, and read
+by the train loader, the model's LR scheduler, the logs and the options check. Rebuilt from the options alone, so a
+resumed run finds the same stages."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,7 +12,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from effsr_core.basicsr.schedulers import schedule_offset
 from effsr_core.options import OptionError
 from multigrid_plugin.basicsr.datasets import FRAME_CONTROLS, FrameControl, frame_control
-from multigrid_plugin.options import MULTIGRID, build_schedule
+from multigrid_plugin.options import MULTIGRID, MultigridSettings, resolve
 from multigrid_plugin.schedule import MultigridSchedule
 
 SECTION = MULTIGRID.name
@@ -21,16 +23,14 @@ OUTSIDE = {'total_iter': 'train.total_iter', 'patch_size': 'datasets.train.gt_si
 
 @dataclass(frozen=True)
 class BasicSRMultigrid:
-    """Stage, LR patch size and frames of every training iteration of a BasicSR run.
+    """A BasicSR run's multigrid settings and the dataset's scale.
 
-    ``offset`` iterations (those before the model's LR schedule starts, e.g. SSL's regularisation) train at the
-    dataset's configured shape; iteration ``offset + t`` then trains at the schedule's iteration ``t``.
+    The model's ``schedule_offset`` iterations (those before its LR schedule starts, e.g. SSL's regularisation)
+    train at the dataset's configured shape; iteration ``offset + t`` then trains at the schedule's iteration
+    ``t`` (``settings.training``).
     """
-    schedule: MultigridSchedule
-    values: dict[str, Any]
-    offset: int
+    settings: MultigridSettings
     scale: int
-    configured: tuple[int, int]  # (LR patch size, frames) as the dataset options give them
 
     @classmethod
     def from_options(cls, opt: Mapping[str, Any], model_cls: type) -> 'BasicSRMultigrid':
@@ -39,22 +39,28 @@ class BasicSRMultigrid:
         dataset = opt['datasets']['train']
         control = dataset_frame_control(dataset)
         scale = int(dataset.get('scale', opt.get('scale')))
-        configured = (dataset['gt_size'] // scale, control.configured(dataset))
-        offset = schedule_offset(model_cls, opt)
-        total = int(opt['train']['total_iter']) - offset
-        if offset and total < 1:
-            raise OptionError(f'train.total_iter: {int(opt["train"]["total_iter"])} leaves no iteration for the '
-                              f'multigrid schedule after the {offset} iterations {model_cls.__name__} trains first.')
-        schedule = build_schedule(values, total, SECTION, baseline_patch_size=configured[0],
-                                  baseline_frames=configured[1], outside=OUTSIDE)
-        return cls(schedule, values, offset, scale, configured)
+        settings = resolve(values, int(opt['train']['total_iter']), SECTION,
+                           baseline_patch_size=dataset['gt_size'] // scale, baseline_frames=control.configured(dataset),
+                           offset=schedule_offset(model_cls, opt), outside=OUTSIDE)
+        return cls(settings, scale)
+
+    @property
+    def schedule(self) -> MultigridSchedule:
+        return self.settings.schedule
+
+    @property
+    def offset(self) -> int:
+        return self.settings.offset
+
+    @property
+    def configured(self) -> tuple[int, int]:
+        """(LR patch size, frames) as the dataset options give them."""
+        return self.settings.training.baseline
 
     def __call__(self, iteration: int) -> tuple[int, int, int]:
         """``(stage index, LR patch size, frames)`` of a 1-based training iteration; stage -1 before the schedule
         starts (the configured shape)."""
-        if iteration <= self.offset:
-            return (-1, *self.configured)
-        return self.schedule(iteration - self.offset)
+        return self.settings.training(iteration)
 
     def describe(self, iteration: int) -> str:
         """One log line: the stage of ``iteration`` and its shape."""
@@ -64,10 +70,8 @@ class BasicSRMultigrid:
         return (f'multigrid: iteration {iteration}: {where}, LR patch {patch}x{patch} (GT {patch * self.scale}), '
                 f'{frames} frames')
 
-    def scheduler_arguments(self) -> dict[str, Any]:
-        """Keyword arguments of ``MultigridLR`` for this run (its schedule equals ``self.schedule``)."""
-        return {'total_iter': self.schedule.total_iter, 'baseline_patch_size': self.configured[0],
-                'baseline_frames': self.configured[1], **self.values}
+    def __deepcopy__(self, memo: dict) -> 'BasicSRMultigrid':
+        return self  # immutable
 
 
 def dataset_frame_control(dataset: Mapping[str, Any]) -> FrameControl:
