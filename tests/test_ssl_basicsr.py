@@ -119,6 +119,8 @@ def test_auto_resume_after_a_kill_while_saving_resumes_the_previous_state(tmp_pa
     latest.write_bytes(latest.read_bytes()[:100])
     log = _run('effsr_core.train', options, tmp_path, '--auto_resume')
     assert f'skipping {latest}' in log and 'Resuming training from epoch: 0, iter: 4' in log
+    resumed_log = max(root.glob('train_*.log'), key=lambda path: path.stat().st_mtime)
+    assert f'auto_resume: skipping {latest}' in resumed_log.read_text()  # the experiment's log says so too
     assert torch.load(latest, weights_only=True)['iter'] == 6  # written again by the resumed run
 
 

@@ -3,6 +3,7 @@ SpyNet on small frames."""
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import os.path as osp
 from collections import Counter
@@ -59,9 +60,7 @@ def _resume_networks(opt, iteration: int) -> list[str]:
 
 def latest_good_state(opt, map_location='cpu') -> tuple[str, dict] | None:
     """``auto_resume``: the newest training state (path, content) that loads, as do its network files; each newer
-    one skipped (a run killed while saving) is named in a WARNING."""
-    import logging
-
+    one skipped (a run killed while saving) is named in a WARNING, on stderr and in the experiment's log file."""
     from effsr_core.checkpoints import CheckpointError, load_file, weights_reading_globals
 
     state_dir = opt['path'].get('training_states') or osp.join('experiments', opt['name'], 'training_states')
@@ -76,10 +75,36 @@ def latest_good_state(opt, map_location='cpu') -> tuple[str, dict] | None:
             for network in _resume_networks(opt, iteration):
                 load_file(network, allowed_globals=weights_reading_globals())
         except (CheckpointError, FileNotFoundError) as error:
-            logging.getLogger('basicsr').warning(f'auto_resume: skipping {path}: {error}')
+            logger = logging.getLogger('basicsr')
+            if not any(isinstance(handler, _IntoTheExperimentLog) for handler in logger.handlers):
+                logger.addHandler(_IntoTheExperimentLog(logger))
+            logger.warning(f'auto_resume: skipping {path}: {error}')
             continue
         return path, state
     return None
+
+
+class _IntoTheExperimentLog(logging.Handler):
+    """A handler of BasicSR's logger for warnings given before the experiment's log file exists (BasicSR resumes
+    first, then creates the folder and its log): it shows them on stderr meanwhile and writes them into the log file
+    as soon as BasicSR adds it, then leaves."""
+
+    def __init__(self, logger: logging.Logger):
+        super().__init__()
+        self.logger = logger
+        self.held: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        files = [handler for handler in self.logger.handlers if isinstance(handler, logging.FileHandler)]
+        if files:
+            for held in self.held:
+                for handler in files:
+                    handler.handle(held)
+            self.logger.removeHandler(self)
+            return
+        self.held.append(record)
+        if all(handler is self for handler in self.logger.handlers):
+            logging.lastResort.handle(record)  # what the logger does without a handler of its own
 
 
 def basicsr_checkpoints(module) -> bool:
