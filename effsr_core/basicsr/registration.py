@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from effsr_core import compat, registry
+from effsr_core.basicsr.plugin_model import keep_frozen_networks
+from effsr_core.compat.fixes.for_basicsr import BEFORE_RESUME
 from effsr_core.plugins import import_plugins
 
 _done = False
@@ -23,6 +25,8 @@ def register_all() -> None:
     if _done:
         return
     compat.install()
+    if keep_frozen_networks not in BEFORE_RESUME:
+        BEFORE_RESUME.append(keep_frozen_networks)  # the resume fix keeps the plugin models' frozen networks
     import basicsr.archs  # noqa: F401  (BasicSR's own names first, so that a clash is caught here)
     import basicsr.losses  # noqa: F401
     from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY

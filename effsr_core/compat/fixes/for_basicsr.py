@@ -12,6 +12,11 @@ from collections import Counter
 from effsr_core.compat.fixes.marks import _is_patched, _mark
 
 
+#: Called with the options before a resume state is looked for (``effsr_core.basicsr`` adds what the plugin models'
+#: declarations need, e.g. their frozen networks), so that the fix needs nothing above it.
+BEFORE_RESUME: list = []
+
+
 def basicsr_state_globals() -> list:
     """What BasicSR training states pickle beside tensors and containers: ``MultiStepRestartLR`` keeps its
     milestones in a ``collections.Counter``."""
@@ -20,7 +25,8 @@ def basicsr_state_globals() -> list:
 
 def basicsr_resume_state(module) -> bool:
     """Resume BasicSR training states safely (``weights_only`` + ``basicsr_state_globals``), on CPU when there is
-    no CUDA, and with ``auto_resume`` from the newest state that is readable together with its networks."""
+    no CUDA, and with ``auto_resume`` from the newest state that is readable together with its networks (after the
+    ``BEFORE_RESUME`` steps)."""
     if _is_patched(module.load_resume_state):
         return False
     import torch
@@ -30,9 +36,8 @@ def basicsr_resume_state(module) -> bool:
 
     @_mark
     def load_resume_state(opt):
-        from effsr_core.basicsr.plugin_model import keep_frozen_networks  # here: the fix runs while basicsr imports
-
-        keep_frozen_networks(opt)
+        for prepare in BEFORE_RESUME:
+            prepare(opt)
         use_cuda = torch.cuda.is_available() and opt.get('num_gpu', 0) != 0
         map_location = f'cuda:{torch.cuda.current_device()}' if use_cuda else 'cpu'
         if opt.get('auto_resume'):
