@@ -26,8 +26,9 @@ def changed(opt: dict, changes: dict) -> dict:
 def refused_train(monkeypatch, tmp_path, opt: dict, *extra: str) -> str:
     """Run ``python -m effsr_core.train`` in-process in an empty folder; return its one-line error message.
 
-    BasicSR's pipeline is replaced by a failure, so options that pass the check cannot start training; the
-    folder must still be empty afterwards.
+    BasicSR's pipeline is replaced by its first step (BasicSR's ``parse_options``, which checks the options file
+    first), then a failure, so options that pass the check cannot start training; the folder must still be empty
+    afterwards.
     """
     import basicsr.train
 
@@ -42,6 +43,7 @@ def refused_train(monkeypatch, tmp_path, opt: dict, *extra: str) -> str:
     monkeypatch.setattr(sys, 'argv', [sys.argv[0]])
 
     def accepted(root_path):
+        basicsr.train.parse_options(root_path, is_train=True)
         raise AssertionError('the options were accepted and training would start')
 
     monkeypatch.setattr(basicsr.train, 'train_pipeline', accepted)

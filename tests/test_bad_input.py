@@ -204,3 +204,43 @@ def test_mmagic_max_iters_shorter_than_regularisation_stops_before_the_first_ite
     cfg = _runner_config(ssl_config, tmp_path, offline_data)
     cfg.train_cfg.max_iters = 50  # the config regularises for 60 iterations
     _refused_by_the_runner(cfg, r'train_cfg.max_iters \(50\) must exceed')
+
+
+# ------------------------------------------------------------------------------- a lab's own BasicSR train.py
+LAB_TRAIN_SCRIPT = '''"""A lab's BasicSR-style train.py (the Real-ESRGAN / HAT pattern) with the one documented import line."""
+import os.path as osp
+
+import effsr_core.basicsr  # noqa: F401
+from basicsr.train import train_pipeline
+
+if __name__ == '__main__':
+    train_pipeline(osp.abspath(osp.join(__file__, osp.pardir)))
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('changes, message', [
+    ({'pruning.ratoi': 0.5}, "pruning: unknown key.*ratoi.*Did you mean 'ratio'"),
+    ({'train.total_iter': 3}, 'train.total_iter'),
+], ids=['misspelt pruning key', 'too few iterations to prune'])
+def test_a_labs_own_train_script_refuses_before_anything_is_written(tmp_path, ssl_options, changes, message):
+    """Through BasicSR's own ``train_pipeline`` (no effsr_core entry point), with an experiment of the same name
+    already there: the last line names the option, and BasicSR neither renames nor creates a folder."""
+    import re
+    import subprocess
+    import sys
+
+    lab = tmp_path / 'lab'
+    lab.mkdir()
+    (lab / 'train.py').write_text(LAB_TRAIN_SCRIPT)
+    options = lab / 'bad.yml'
+    options.write_text(yaml.safe_dump(changed(ssl_options, changes)))
+    previous = lab / 'experiments' / ssl_options['name']
+    previous.mkdir(parents=True)
+    before = sorted(path.relative_to(lab) for path in lab.rglob('*'))
+    result = subprocess.run([sys.executable, str(lab / 'train.py'), '-opt', str(options)], cwd=lab,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f'error in {options}: ') and re.search(message, last), result.stderr[-2000:]
+    assert sorted(path.relative_to(lab) for path in lab.rglob('*')) == before  # nothing archived, nothing made

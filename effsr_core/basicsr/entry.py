@@ -1,8 +1,10 @@
-"""BasicSR entry points (train, test): fixes, plugin registration, options check, then BasicSR's own pipelines."""
+"""BasicSR entry points (train, test): fixes, plugin registration, then BasicSR's own pipelines, whose options
+parsing checks the options file first (``check_before_parsing``, installed by ``register_all`` for any script)."""
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import sys
 
@@ -56,19 +58,10 @@ def build_parser(is_train: bool) -> argparse.ArgumentParser:
     return parser
 
 
-def prepare_basicsr(argv: list[str] | None, is_train: bool) -> str:
-    """Register every plugin into BasicSR and validate the ``-opt`` file; return the experiments root.
-
-    BasicSR parses ``sys.argv`` itself, so ``argv`` (if given) replaces it. Experiments, results and
-    tb_logger folders go under the current directory, as with BasicSR's own scripts run from a repo root.
-    An invalid option exits with a one-line message naming it.
-    """
-    if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
-    known = build_parser(is_train).parse_args(sys.argv[1:])
-    from effsr_core.basicsr import register_all
-
-    register_all()
+def check_options_file(argv: list[str], is_train: bool) -> None:
+    """Check the options file that BasicSR's flags ``argv`` name, with their ``--force_yml`` overrides applied; a
+    mistake ends the process with one line naming the option, before BasicSR creates or renames any folder."""
+    known = build_parser(is_train).parse_args(argv)
     import yaml
     from basicsr.utils.options import ordered_yaml
 
@@ -88,6 +81,39 @@ def prepare_basicsr(argv: list[str] | None, is_train: bool) -> str:
         check_basicsr_options(opt, is_train=is_train)
     except OptionError as error:
         raise SystemExit(f'error in {known.opt}: {error}') from None
+
+
+def check_before_parsing(module) -> bool:
+    """Make ``module.parse_options`` (BasicSR's, as ``basicsr.train`` / ``basicsr.test`` hold it) check the options
+    file first: every script that runs BasicSR's pipelines after ``import effsr_core.basicsr`` (ours, a lab's own
+    ``train.py``) gets the same checks. Idempotent; returns whether it changed ``module``."""
+    parse_options = module.parse_options
+    if getattr(parse_options, '__effsr_checked__', False):
+        return False
+
+    @functools.wraps(parse_options)
+    def checked_parse_options(root_path, is_train=True):
+        check_options_file(sys.argv[1:], is_train)
+        return parse_options(root_path, is_train)
+
+    checked_parse_options.__effsr_checked__ = True
+    module.parse_options = checked_parse_options
+    return True
+
+
+def prepare_basicsr(argv: list[str] | None, is_train: bool) -> str:
+    """Register every plugin into BasicSR (its pipelines then check the ``-opt`` file first); return the
+    experiments root.
+
+    BasicSR parses ``sys.argv`` itself, so ``argv`` (if given) replaces it. Experiments, results and
+    tb_logger folders go under the current directory, as with BasicSR's own scripts run from a repo root.
+    """
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    build_parser(is_train).parse_args(sys.argv[1:])  # --help and malformed flags, before BasicSR is imported
+    from effsr_core.basicsr import register_all
+
+    register_all()
     return os.getcwd()
 
 

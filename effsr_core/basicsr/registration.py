@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from effsr_core import compat, registry
+from effsr_core.basicsr.entry import check_before_parsing
 from effsr_core.basicsr.plugin_model import keep_frozen_networks
 from effsr_core.compat.fixes.for_basicsr import BEFORE_RESUME
 from effsr_core.plugins import import_plugins
@@ -19,8 +20,9 @@ def _named_as_class(name: str, cls: type) -> type:
 
 def register_all() -> None:
     """Idempotent: environment fixes, neutral architectures and losses into ``ARCH_REGISTRY`` / ``LOSS_REGISTRY``,
-    then each plugin's ``basicsr`` subpackage (its BasicSR models) and the core's BasicSR datasets. LR schedulers
-    and samplers have no BasicSR registry: the plugin models look them up in ``effsr_core.registry`` by name."""
+    then each plugin's ``basicsr`` subpackage (its BasicSR models) and the core's BasicSR datasets; BasicSR's
+    pipelines then check the options file before they parse it. LR schedulers have no BasicSR registry: the plugin
+    models look them up in ``effsr_core.registry`` by name."""
     global _done
     if _done:
         return
@@ -38,4 +40,9 @@ def register_all() -> None:
                          toolbox='BasicSR')
     import_plugins(toolbox='basicsr')
     import effsr_core.basicsr.datasets  # noqa: F401  (the core's own BasicSR dataset)
+    import basicsr.test
+    import basicsr.train
+
+    for pipeline in (basicsr.train, basicsr.test):
+        check_before_parsing(pipeline)  # a lab's own train.py gets the options check of effsr_core.train
     _done = True
