@@ -164,6 +164,9 @@ def resolve(values: Mapping[str, Any], total_iter: int, prefix: str = MULTIGRID.
                               baseline_frames=baseline_frames, outside=outside)
     if values['spatial_sizes'] is None:  # derived here: the section's own check could not compare them
         check_factors(values['spatial_lr_factors'], schedule.spatial_sizes, prefix)
+    if values['warmup_iter'] >= length:
+        raise OptionError(f'{prefix}.warmup_iter: {values["warmup_iter"]} is not below the {length} iterations of the '
+                          'schedule; the run would end inside the warm-up, never at the configured learning rate.')
     baseline = None if baseline_patch_size is None or baseline_frames is None else (baseline_patch_size,
                                                                                     baseline_frames)
     with schedule_errors(prefix, outside):

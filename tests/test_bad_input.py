@@ -55,6 +55,11 @@ BASICSR_CASES = {
     'total_iter as text': ({'train.total_iter': '1e5'}, "train.total_iter: '1e5'"),
     'fix_flow with pruning': ({'train.fix_flow': 5}, 'train.fix_flow'),
     'unknown loss': ({'train.tf_opt.type': 'TemporalFinetuneLos'}, 'train.tf_opt.type'),
+    'loss argument not allowed': ({'train.tf_opt.norm': 'l4'}, "train.tf_opt.norm: 'l4' is not one of"),
+    'misspelt loss argument': ({'train.tf_opt.loss_wieght': 1.0},
+                               "train.tf_opt: unknown key.*loss_wieght.*Did you mean 'loss_weight'"),
+    'misspelt network argument': ({'network_g.num_feats': 8}, "network_g: unknown key.*num_feats.*'num_feat'"),
+    'warm-up as long as the training': ({'train.warmup_iter': 60}, 'train.warmup_iter: 60 is not below'),
     'unknown scheduler': ({'train.scheduler.type': 'CosineLR'}, 'train.scheduler.type'),
     'more frames than a clip': ({'datasets.train.num_frame': 101}, 'datasets.train.num_frame: 101'),
     'frames x interval beyond a clip': ({'datasets.train.interval_list': [40]}, 'datasets.train.num_frame'),
@@ -206,6 +211,13 @@ def test_mmagic_max_iters_shorter_than_regularisation_stops_before_the_first_ite
     _refused_by_the_runner(cfg, r'train_cfg.max_iters \(50\) must exceed')
 
 
+def test_mmagic_max_iters_changed_without_the_finetuning_periods_is_refused(ssl_config, tmp_path, offline_data):
+    cfg = _runner_config(ssl_config, tmp_path, offline_data)
+    cfg.train_cfg.max_iters = 100  # 60 regularising + 40 fine-tuning, the cosine still spans 60
+    _refused_by_the_runner(cfg, r'param_scheduler.periods: \[60\] add up to 60, but the schedule runs the 40 '
+                                'fine-tuning iterations')
+
+
 # ------------------------------------------------------------------------------- a lab's own BasicSR train.py
 LAB_TRAIN_SCRIPT = '''"""A lab's BasicSR-style train.py (the Real-ESRGAN / HAT pattern) with the one documented import line."""
 import os.path as osp
@@ -244,3 +256,67 @@ def test_a_labs_own_train_script_refuses_before_anything_is_written(tmp_path, ss
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f'error in {options}: ') and re.search(message, last), result.stderr[-2000:]
     assert sorted(path.relative_to(lab) for path in lab.rglob('*')) == before  # nothing archived, nothing made
+
+
+# ------------------------------------------------------------------ MMagic's own tools/train.py and `mim train`
+def _mmagic_train(command: str, config: Path, work_dir: Path, *options: str):
+    """``mim train mmagic`` or MMagic's installed ``tools/train.py`` on ``config``, from the repository root."""
+    import os
+    import subprocess
+    import sys
+
+    import mmagic
+
+    if command == 'mim':
+        program = [os.path.join(os.path.dirname(sys.executable), 'mim'), 'train', 'mmagic']
+    else:
+        program = [sys.executable, str(Path(mmagic.__file__).parent / '.mim' / 'tools' / 'train.py')]
+    return subprocess.run([*program, str(config), '--work-dir', str(work_dir), '--cfg-options',
+                           'model.generator.pretrained=None', *options],
+                          cwd=config.parents[3], capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('command, options, message', [
+    ('mim', ['model.pruning.ratoi=0.3'], "model.pruning: unknown key.*ratoi.*Did you mean 'ratio'"),
+    ('mim', ['train_cfg.max_iters=50'], r'train_cfg.max_iters \(50\) must exceed'),
+    ('tools', ['train_dataloader.dataset.num_input_frames=101'],
+     'train_dataloader.dataset.num_input_frames: 101 frames'),
+], ids=['mim: misspelt key, refused while the runner is built', 'mim: max_iters, refused before the first iteration',
+        'tools/train.py: a clip too long, refused by the config check'])
+def test_mmagic_refusals_end_in_one_line_and_leave_no_work_dir(repo_root, offline_data, tmp_path, command,
+                                                                options, message):
+    import re
+
+    config = repo_root / SSL_CONFIG
+    work_dir = tmp_path / 'work_dirs' / 'refused'
+    result = _mmagic_train(command, config, work_dir, *options)
+    from effsr_core.mmagic.refusals import REFUSED_EXIT
+
+    assert result.returncode == REFUSED_EXIT, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f'error in {config}: ') and re.search(message, last), last
+    assert 'Traceback' not in result.stderr and 'CalledProcessError' not in result.stderr
+    assert list(tmp_path.iterdir()) == []  # not even the parents of the work_dir
+
+
+@pytest.mark.slow
+def test_a_refused_run_keeps_what_its_work_dir_held(repo_root, offline_data, tmp_path):
+    work_dir = tmp_path / 'work'
+    work_dir.mkdir()
+    (work_dir / 'iter_10.pth').write_bytes(b'an earlier run')
+    result = _mmagic_train('tools', repo_root / SSL_CONFIG, work_dir, 'train_cfg.max_iters=50')
+    assert 'must exceed' in result.stderr.strip().splitlines()[-1]
+    assert [path.name for path in work_dir.iterdir()] == ['iter_10.pth']  # the new log folder is gone, nothing else
+
+
+@pytest.mark.parametrize('prefix', ['multigrid', 'MultigridHook'])
+def test_a_multigrid_warmup_longer_than_the_schedule_is_refused(prefix):
+    """Both toolboxes resolve the section here (a BasicSR ``multigrid`` section, MMagic's ``MultigridHook``)."""
+    from effsr_core.options import OptionError
+    from multigrid_plugin.options import MULTIGRID, resolve
+
+    values = MULTIGRID.check({'warmup_iter': 30, 'spatial_sizes': [32, 48], 'temporal_sizes': [3, 5]})
+    with pytest.raises(OptionError, match=f'{prefix}.warmup_iter: 30 is not below the 24 iterations'):
+        resolve(values, total_iter=24, prefix=prefix)
+    assert resolve(values, total_iter=31, prefix=prefix).warmup_iter == 30

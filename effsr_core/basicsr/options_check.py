@@ -132,6 +132,7 @@ def check_basicsr_options(opt: dict, is_train: bool = True, check_paths: bool = 
             arch = value.get('type')
             if arch not in ARCH_REGISTRY:
                 raise unknown_choice(f'{key}.type', arch, ARCH_REGISTRY.keys())
+            check_component_arguments(key, ARCH_REGISTRY.get(arch), value, 'arch')
     for phase, dataset in (opt.get('datasets') or {}).items():
         check_dataset(f'datasets.{phase}', dataset, opt.get('scale'), check_paths)
     for key, value in (opt.get('path') or {}).items():
@@ -146,13 +147,44 @@ def check_basicsr_options(opt: dict, is_train: bool = True, check_paths: bool = 
             if key.endswith('_opt') and isinstance(value, Mapping) and 'type' in value:
                 if value['type'] not in LOSS_REGISTRY:
                     raise unknown_choice(f'train.{key}.type', value['type'], LOSS_REGISTRY.keys())
+                check_component_arguments(f'train.{key}', LOSS_REGISTRY.get(value['type']), value, 'loss')
         _check_scheduler(opt, model_cls, (train.get('scheduler') or {}).get('type'))
+        _check_warmup(train)
     if opt.get('val') is not None:
         _check_metrics(opt['val'])
     declarations(model_cls).check_options(opt, check_paths=check_paths)
     for name, entry in PIPELINE_SECTIONS.items():
         if opt.get(name) is not None and entry.check is not None:
             entry.check(opt, model_cls, check_paths)
+
+
+def check_component_arguments(option: str, cls: type, given: Mapping[str, Any], kind: str) -> None:
+    """The arguments ``given`` (``type`` aside) for the class an option names: unknown names refused with a
+    did-you-mean by the constructor's signature (BasicSR would fail with a traceback once folders exist); the values
+    of the plugins' own losses, which load nothing, by building one. Errors name the option path (``train.tf_opt``).
+    """
+    from effsr_core import registry
+
+    arguments = {name: value for name, value in given.items() if name != 'type'}
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    if not any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters):
+        check_keys(option, arguments, parameter_names(cls.__init__))
+    if kind == 'loss' and registry.components('loss').get(given['type']) is cls:
+        try:
+            cls(**arguments)
+        except (TypeError, ValueError) as error:
+            message = str(error)
+            own = f'{cls.__name__}.'
+            raise OptionError(f'{option}.{message[len(own):]}' if message.startswith(own)
+                              else f'{option}: {message}') from None
+
+
+def _check_warmup(train: Mapping[str, Any]) -> None:
+    """A warm-up at least as long as the training would end it below the configured learning rate."""
+    warmup, total = train.get('warmup_iter', -1), train.get('total_iter')
+    if isinstance(warmup, (int, float)) and isinstance(total, (int, float)) and warmup >= total > 0:
+        raise OptionError(f'train.warmup_iter: {warmup:g} is not below train.total_iter ({total:g}); the run would end '
+                          'inside the warm-up, never at the configured learning rate. Shorten the warm-up (-1: none).')
 
 
 def _check_scheduler(opt: Mapping[str, Any], model_cls: type, scheduler: str | None) -> None:

@@ -17,14 +17,32 @@ from mmengine.runner import Runner
 
 from effsr_core.checkpoints import load_weights
 from effsr_core.mmagic.check_hook import ConfigCheckHook
+from effsr_core.options import OptionError
 from mmagic.registry import HOOKS
 from ssl_plugin.archs.checkpoint_mapping import EXTRA_STATE
 from ssl_plugin.lifecycle import CURVE_FILE, TEACHER_FILE, SSLPruningLifecycle
 from ssl_plugin.mmagic.model import OPTION_NAMES, SSLPruningVSR
 from ssl_plugin.options import MMAGIC_HOOK
+from ssl_plugin.pruning.config import PruningConfig
 from ssl_plugin.pruning.plan import PruningPlan, decode_state
 
 REGULARISATION_SCALARS = ('loss_sir', 'gamma_pruned', 'gamma_kept', 'alpha')
+
+
+def check_finetune_periods(schedulers, max_iters: int, regularisation_iters: int) -> None:
+    """The param schedulers start at the prune iteration, so the ``periods`` of an iteration-based restart schedule
+    must add up to the fine-tuning iterations: a ``max_iters`` changed without them would cut the cosine short or
+    leave it ended early, silently."""
+    finetune = max_iters - regularisation_iters
+    for index, scheduler in enumerate(schedulers if isinstance(schedulers, (list, tuple)) else [schedulers]):
+        periods = (scheduler or {}).get('periods')
+        if periods is None or scheduler.get('by_epoch', True) or scheduler.get('end') is not None:
+            continue
+        if sum(periods) != finetune:
+            where = 'param_scheduler' if not isinstance(schedulers, (list, tuple)) else f'param_scheduler[{index}]'
+            raise OptionError(f'{where}.periods: {list(periods)} add up to {sum(periods)}, but the schedule runs the '
+                              f'{finetune} fine-tuning iterations (train_cfg.max_iters {max_iters} - '
+                              f'{regularisation_iters} regularising); scale the periods with max_iters.')
 
 
 @HOOKS.register_module()
@@ -63,6 +81,8 @@ class SSLPruningHook(ConfigCheckHook):
         model = self._model(runner)
         SSLPruningLifecycle.check_options(model.pruning, runner.max_iters, uses_tf=model.tf_loss is not None,
                                           fixes_flow=False, names=OPTION_NAMES)
+        check_finetune_periods(runner.cfg.get('param_scheduler'), runner.max_iters,
+                               PruningConfig.from_options(model.pruning, OPTION_NAMES['pruning']).prune_iter - 1)
         if self._lifecycle(runner).start(self._model(runner).generator, next_iteration=runner.iter + 1):
             runner.param_schedulers = []  # constant LR while regularising
 
