@@ -10,13 +10,11 @@ kind                      BasicSR                                MMagic / mmengi
 ``lr_scheduler``          found by name by the plugin models'    ``PARAM_SCHEDULERS`` (wrapped as an mmengine
                           ``setup_schedulers`` (BasicSR has no   param scheduler)
                           scheduler registry)
-``sampler``               (none: a plugin model or data loader   ``DATA_SAMPLERS`` (``sampler`` or
-                          uses it by name)                       ``batch_sampler`` of a data loader)
 ========================  =====================================  ==================================================
 
 Contracts: an ``lr_scheduler`` is a ``torch.optim.lr_scheduler.LRScheduler`` subclass built as
-``cls(optimizer, **options)`` and stepped once per iteration; a ``sampler`` is a ``torch.utils.data.Sampler`` (or
-batch sampler) built as ``cls(dataset, seed=..., **options)`` (batch samplers: ``cls(sampler, batch_size, ...)``).
+``cls(optimizer, **options)`` and stepped once per iteration. There is no sampler kind: the one sampler in the
+plugins, multigrid's shape-carrying batch sampler, needs the run's schedule and is built by multigrid's own adapters.
 Toolbox-only kinds (BasicSR models, MMagic models and hooks) are registered by the plugins' ``basicsr`` / ``mmagic``
 subpackages directly into the toolbox registries.
 
@@ -27,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, TypeVar
 
-KINDS = ('arch', 'loss', 'lr_scheduler', 'sampler')
+KINDS = ('arch', 'loss', 'lr_scheduler')
 T = TypeVar('T')
 
 _components: dict[str, dict[str, type]] = {kind: {} for kind in KINDS}

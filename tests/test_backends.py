@@ -74,6 +74,7 @@ def run_child(code: str) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('backend', AVAILABLE)
 def test_every_backend_gives_eager_outputs_on_an_image_and_a_pruned_video_network(backend):
     if in_own_process(backend):
@@ -137,6 +138,7 @@ def check_profile_command(backend: str, folder: Path) -> None:
     assert format_table({'rfdn': result}).count(backend) >= 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('backend', [backend for backend in AVAILABLE if backend != 'eager'])
 def test_the_profile_command_reports_the_backend(tmp_path, backend):
     if in_own_process(backend):

@@ -24,6 +24,7 @@ def load_parser(source: str) -> argparse.ArgumentParser:
     return module.build_parser()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('source', ['effsr_core.train', 'effsr_core.test', 'effsr_core.profile', 'effsr_core.infer',
                                     'effsr_core.export', 'effsr_core.compat.__main__',
                                     'effsr_core.data.make_offline_data', 'effsr_core.data.meta_info',

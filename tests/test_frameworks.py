@@ -87,6 +87,7 @@ def _run(args, cwd, timeout=900):
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_entry_point_reports_bad_options_in_one_line(tmp_path, repo_root):
     with open(repo_root / 'options/basicsr/demo/train_BasicVSR_tiny_offline.yml') as f:
         opt = yaml.safe_load(f)

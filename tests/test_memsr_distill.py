@@ -166,6 +166,7 @@ dist.destroy_process_group()
 """
 
 
+@pytest.mark.slow
 def test_adapter_gradients_are_averaged_over_processes(tmp_path, basicsr_files):
     """BasicSR's DDP wraps the student only: the lifecycle averages the adapters' gradients (two gloo ranks)."""
     import socket

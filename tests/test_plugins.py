@@ -11,6 +11,8 @@ import textwrap
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # every test here starts a fresh interpreter
+
 LAB_PLUGIN = {
     'lab_plugin/__init__.py': '''
         import torch
@@ -41,18 +43,6 @@ LAB_PLUGIN = {
             def __init__(self, optimizer, gamma=0.5, last_epoch=-1):
                 self.gamma = gamma
                 super().__init__(optimizer, lambda step: gamma ** step, last_epoch)
-
-
-        @register('sampler', example={'kwargs': {}})
-        class LabReversedSampler(torch.utils.data.Sampler):
-            def __init__(self, dataset, seed=0):
-                self.size = len(dataset)
-
-            def __iter__(self):
-                return iter(range(self.size - 1, -1, -1))
-
-            def __len__(self):
-                return self.size
     ''',
     'lab_plugin/basicsr/__init__.py': '''
         from basicsr.models.sr_model import SRModel
@@ -102,14 +92,13 @@ def test_a_third_party_plugin_reaches_every_registry_of_both_toolboxes(tmp_path)
         import torch
         import effsr_core.basicsr, effsr_core.mmagic
         from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
-        from mmagic.registry import DATA_SAMPLERS, HOOKS, MODELS, PARAM_SCHEDULERS
+        from mmagic.registry import HOOKS, MODELS, PARAM_SCHEDULERS
         from effsr_core.plugins import declared_plugins
         import lab_plugin
 
         assert {'lab', 'ssl'} <= {entry.name for entry in declared_plugins()}
         assert ARCH_REGISTRY.get('LabUpsampler') is lab_plugin.LabUpsampler is MODELS.get('LabUpsampler')
         assert LOSS_REGISTRY.get('LabL1Loss') is lab_plugin.LabL1Loss is MODELS.get('LabL1Loss')
-        assert DATA_SAMPLERS.get('LabReversedSampler') is lab_plugin.LabReversedSampler
         assert MODEL_REGISTRY.get('LabSRModel') and HOOKS.get('LabHook')
         assert MODELS.get('SSLBasicVSR') and HOOKS.get('SSLPruningHook')  # our own plugins too
         # the scheduler, wrapped for mmengine, as mmengine's runner builds it
@@ -162,7 +151,6 @@ def test_a_component_name_basicsr_cannot_take_is_refused(tmp_path, name, message
         assert message in result.stderr
 
 
-@pytest.mark.slow
 def test_a_lab_basicsr_train_script_gets_every_plugin_with_one_import(tmp_path, repo_root, offline_data):
     """The Real-ESRGAN / HAT pattern: the lab's own train.py calls BasicSR's train_pipeline."""
     (tmp_path / 'train.py').write_text(textwrap.dedent('''
@@ -190,7 +178,6 @@ def test_a_lab_basicsr_train_script_gets_every_plugin_with_one_import(tmp_path, 
     assert (tmp_path / 'experiments' / opt['name'] / 'models' / 'net_g_2.pth').is_file()
 
 
-@pytest.mark.slow
 def test_an_mmagic_users_train_script_gets_every_plugin_with_one_import(tmp_path, repo_root, offline_data):
     """MMagic's tools/train.py pattern, with a config that has no custom_imports."""
     config = tmp_path / 'demo' / 'cfg.py'
