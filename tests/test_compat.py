@@ -90,6 +90,25 @@ def test_torchvision_imports_and_fakes_are_only_skipped_for_missing_ops():
     assert fixes.restore_register_fake(token) is False  # nothing skipped: nothing changed
 
 
+def test_deform_conv2d_is_defined_only_where_torchvision_ops_are_missing(monkeypatch):
+    """The numerics are in tests/test_torchvision_ops.py; here: when the fix acts, and that it acts once."""
+    import torchvision.extension
+    import torchvision.ops.deform_conv as deform_module
+
+    from effsr_core.compat.fixes import torchvision_ops
+
+    has_ops = torchvision.extension._has_ops()
+    assert ('torchvision_deform_conv' in compat.applied_fixes()) is not has_ops
+    assert (deform_module._assert_has_ops is torchvision_ops._assert_deform_conv2d) is not has_ops
+    assert hasattr(torch.ops.torchvision, 'deform_conv2d')  # torchvision's own operator, or this project's
+    assert hasattr(torch.ops.torchvision, 'nms') is has_ops  # the other ops are not stood in for
+    assert fixes.for_torch.cpu_deform_conv2d(deform_module) is False  # already done (or not needed): no change
+    untouched = types.SimpleNamespace(_assert_has_ops=torchvision.extension._assert_has_ops)
+    monkeypatch.setattr(torchvision.extension, '_has_ops', lambda: True)  # a torchvision whose C++ ops load
+    assert fixes.for_torch.cpu_deform_conv2d(untouched) is False
+    assert untouched._assert_has_ops is torchvision.extension._assert_has_ops
+
+
 def test_functional_tensor_alias():
     module = importlib.import_module('torchvision.transforms.functional_tensor')
     assert module is importlib.import_module('torchvision.transforms._functional_tensor')
@@ -177,6 +196,7 @@ def test_video_validation_runs_on_cpu_and_leaves_cuda_models_alone(tiny_video_va
 
 
 # ------------------------------------------------------------------------------------------- start-up hook
+@pytest.mark.slow
 def test_startup_hook_covers_programs_that_import_mmagic_first():
     """`mim train` runs MMagic's tools/train.py in a new interpreter that imports mmagic before any plugin."""
     code = ('import mmagic.models, basicsr, effsr_core.compat as c; '

@@ -31,6 +31,14 @@ def restore_register_fake(token) -> bool:
     return bool(skipped)
 
 
+def cpu_deform_conv2d(module) -> bool:
+    """After ``torchvision.ops.deform_conv`` imports: a plain-PyTorch ``torchvision::deform_conv2d`` where the C++ op
+    is missing (``effsr_core.compat.fixes.torchvision_ops``); nothing where torchvision's ops load."""
+    from effsr_core.compat.fixes.torchvision_ops import register_deform_conv2d
+
+    return register_deform_conv2d(module)
+
+
 def _op_exists(torch, qualified_name: str) -> bool:
     namespace, name = qualified_name.split('::', 1)
     try:
