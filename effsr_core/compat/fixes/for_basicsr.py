@@ -1,5 +1,5 @@
-"""Fixes for BasicSR 1.4.2 on CPU: safe and resilient resume, checkpoints, video validation, the pytorch launcher,
-SpyNet on small frames."""
+"""Fixes for BasicSR 1.4.2 on CPU: safe and resilient resume, checkpoints, video validation (and its false
+warning), the pytorch launcher, SpyNet on small frames."""
 from __future__ import annotations
 
 import functools
@@ -217,6 +217,22 @@ def _cpu_safe_video_validation(original):
             del self.feed_data  # back to the class method
 
     return _mark(dist_validation)
+
+
+def basicsr_nondist_validation(module) -> bool:
+    """``VideoBaseModel.nondist_validation`` warns ``nondist_validation is not implemented`` and then runs
+    ``dist_validation``, which validates a single process completely (it only gathers results when ``dist``):
+    run it without that false warning."""
+    cls = module.VideoBaseModel
+    if _is_patched(cls.nondist_validation):
+        return False
+
+    @_mark
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        return self.dist_validation(dataloader, current_iter, tb_logger, save_img)
+
+    cls.nondist_validation = nondist_validation
+    return True
 
 
 def basicsr_cpu_distributed_init(module) -> bool:
