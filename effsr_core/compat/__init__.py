@@ -7,6 +7,8 @@ that module executes, so it costs nothing until the module is used and never tou
 fix                       trigger                                     does nothing when
 ========================  ==========================================  ===========================================
 torchvision_missing_ops   ``import torchvision`` (around)             the torchvision C++ ops are registered
+torchvision_deform_conv   ``import torchvision.ops.deform_conv``      the torchvision C++ ops are registered
+                          (after)
 functional_tensor_alias   ``import torchvision.transforms.            torchvision still ships that module
                           functional_tensor``
 mmcv_ext_stub             ``import mmcv._ext``                        full mmcv (compiled ops) is installed
@@ -18,16 +20,25 @@ mmengine_shape_check      ``import mmengine.runner.checkpoint``       every chec
 mmengine_checkpoint_name  ``import mmengine.runner.runner`` (after)   every checkpoint fits its model
 mmengine_atomic_save      ``import mmengine.fileio.backends.          no run is interrupted while saving
                           local_backend`` (after)
+mmengine_paramwise_       ``import mmengine.optim.optimizer.          the optimizer has no ``paramwise_cfg``
+summary                   default_constructor`` (after)
+pkg_resources_            ``import pkg_resources`` (before)           setuptools does not warn (< 81); a filter
+deprecation                                                           of that one message
+diffusers_pytree_         ``import diffusers.utils.outputs``          diffusers uses the public pytree API; a
+deprecation               (before)                                    filter of that message from that module
 basicsr_resume_state      ``import basicsr.train`` (after)            (always applied: safe loading; CUDA is
                                                                       used when present)
 basicsr_checkpoints       ``import basicsr.models.base_model``        (always applied: safe loading, atomic
                           (after)                                     saving)
 basicsr_video_validation  ``import basicsr.models.video_*_model``     the model runs on a CUDA device
                           (after)
+basicsr_nondist_          ``import basicsr.models.video_base_model``  (always applied: the warning is false
+validation                (after)                                     wherever validation runs)
 basicsr_cpu_distributed   ``import basicsr.utils.dist_util`` and      CUDA is present
                           ``basicsr.models.base_model`` (after)
 basicsr_spynet_small      ``import basicsr.archs.spynet_arch``        (always applied: flows are bit-identical
                           (after)                                     wherever the original works, > 32 px)
+mim_refused_run           ``import mim.cli`` (after)                  the child ran or failed otherwise
 ========================  ==========================================  ===========================================
 
 Checkpoint loading is safe by default: every file is unpickled with ``weights_only=True``, allowing only what the
@@ -75,6 +86,10 @@ FIXES: tuple[Fix, ...] = (
         before=fixes.tolerate_missing_torchvision_ops, after=fixes.restore_register_fake,
         doc='torchvision 0.28 is a CUDA build; its C++ ops are absent on the CPU torch, so registering '
             'their fake kernels raises during import (pytorch/vision#9085).'),
+    Fix('torchvision_deform_conv', 'torchvision.ops.deform_conv', 'after', after=fixes.cpu_deform_conv2d,
+        doc='Without torchvision\'s C++ ops, deform_conv2d raises "Couldn\'t load custom C++ ops" (BasicSR\'s '
+            'EDVR / IconVSR DCNv2Pack): define torchvision::deform_conv2d in plain PyTorch (bilinear sampling, '
+            'autograd backward) and let torchvision.ops.deform_conv2d call it; the other ops stay missing.'),
     Fix('functional_tensor_alias', 'torchvision.transforms.functional_tensor', 'substitute',
         substitute=fixes.functional_tensor_alias,
         doc='BasicSR 1.4.2 imports torchvision.transforms.functional_tensor, renamed _functional_tensor.'),
@@ -92,6 +107,15 @@ FIXES: tuple[Fix, ...] = (
         doc='Name the checkpoint file in the error when it does not fit the model.'),
     Fix('mmengine_atomic_save', 'mmengine.fileio.backends.local_backend', 'after', after=fixes.mmengine_atomic_put,
         doc='mmengine writes checkpoints in place: a run killed while saving leaves a truncated file.'),
+    Fix('mmengine_paramwise_summary', 'mmengine.optim.optimizer.default_constructor', 'after',
+        after=fixes.mmengine_paramwise_summary,
+        doc='DefaultOptimWrapperConstructor logs a line per option of each parameter of a paramwise_cfg '
+            '(~275 per SSL run, again at pruning).'),
+    Fix('pkg_resources_deprecation', 'pkg_resources', 'around', before=fixes.pkg_resources_deprecation,
+        doc='setuptools 81 warns on importing pkg_resources, which mim and mmengine still use.'),
+    Fix('diffusers_pytree_deprecation', 'diffusers.utils.outputs', 'around',
+        before=fixes.diffusers_pytree_deprecation,
+        doc='diffusers 0.24 (imported by mmagic) calls torch.utils._pytree._register_pytree_node, deprecated.'),
     Fix('basicsr_resume_state', 'basicsr.train', 'after', after=fixes.basicsr_resume_state,
         doc='basicsr.train.load_resume_state calls torch.cuda.current_device(), cannot read its own states '
             'with weights_only (Counter), and auto_resume picks a truncated newest state.'),
@@ -103,10 +127,15 @@ FIXES: tuple[Fix, ...] = (
         doc='Video validation allocates metrics on "cuda" and squeezes the shared lq tensor in place on CPU.'),
     Fix('basicsr_video_validation', 'basicsr.models.video_recurrent_model', 'after',
         after=fixes.basicsr_video_validation),
+    Fix('basicsr_nondist_validation', 'basicsr.models.video_base_model', 'after',
+        after=fixes.basicsr_nondist_validation,
+        doc='BasicSR\'s video models warn "nondist_validation is not implemented" and then validate completely.'),
     Fix('basicsr_cpu_distributed', 'basicsr.utils.dist_util', 'after', after=fixes.basicsr_cpu_distributed_init,
         doc='BasicSR\'s pytorch launcher hard-codes nccl and torch.cuda.set_device.'),
     Fix('basicsr_cpu_distributed', 'basicsr.models.base_model', 'after', after=fixes.basicsr_cpu_model_to_device,
         doc='BasicSR wraps DistributedDataParallel with device_ids=[torch.cuda.current_device()].'),
+    Fix('mim_refused_run', 'mim.cli', 'after', after=fixes.mim_refused_run,
+        doc='mim train shows a CalledProcessError traceback after a child that refused its config in one line.'),
     Fix('basicsr_spynet_small', 'basicsr.archs.spynet_arch', 'after', after=fixes.basicsr_spynet_small_frames,
         doc='BasicSR\'s SpyNet fails on LR frames of 32 px or less (its pyramid top starts from a 0-px flow): '
             'multigrid\'s 32x32 stage.'),

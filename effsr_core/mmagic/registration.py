@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from effsr_core import compat, registry
+from effsr_core.mmagic import refusals
 from effsr_core.plugins import import_plugins
 
 compat.install()
@@ -9,8 +10,9 @@ compat.install()
 
 def register_all() -> None:
     """Idempotent: architectures and losses into ``MODELS``, LR schedulers (wrapped) into ``PARAM_SCHEDULERS``,
-    samplers into ``DATA_SAMPLERS``, then each plugin's ``mmagic`` subpackage (its models and hooks)."""
-    from mmagic.registry import DATA_SAMPLERS, MODELS, PARAM_SCHEDULERS
+    then each plugin's ``mmagic`` subpackage (its models and hooks); refused runs end in one line
+    (``effsr_core.mmagic.refusals``)."""
+    from mmagic.registry import MODELS, PARAM_SCHEDULERS
 
     from effsr_core.mmagic.schedulers import wrap_lr_scheduler
 
@@ -26,6 +28,5 @@ def register_all() -> None:
     registry.publish('lr_scheduler', scheduler_in_mmengine,
                      lambda name, cls: PARAM_SCHEDULERS.register_module(name=name, module=wrap_lr_scheduler(cls)),
                      toolbox='mmengine')
-    registry.publish('sampler', DATA_SAMPLERS.get,
-                     lambda name, cls: DATA_SAMPLERS.register_module(name=name, module=cls), toolbox='mmengine')
     import_plugins(toolbox='mmagic')
+    refusals.install()  # a refused run ends in one line, leaving no work_dir, whatever script runs it
