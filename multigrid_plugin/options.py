@@ -157,7 +157,25 @@ def resolve(values: Mapping[str, Any], total_iter: int, prefix: str = MULTIGRID.
             baseline_patch_size: int | None = None, baseline_frames: int | None = None, offset: int = 0,
             outside: Mapping[str, str] | None = None) -> MultigridSettings:
     """The settings of a checked ``multigrid`` section (``MULTIGRID.check(...)``) for a run of ``total_iter``
-    training iterations whose schedule starts after ``offset`` of them (arguments as for ``build_schedule``)."""
+    training iterations whose schedule starts after ``offset`` of them (arguments as for ``build_schedule``).
+
+    Resolved once: the same checked values (the shared read-only mapping the check returns) with the same run give
+    back the same object, so the options check at the door and the pipeline that trains share one.
+    """
+    key = (id(values), total_iter, prefix, baseline_patch_size, baseline_frames, offset,
+           None if outside is None else tuple(sorted(outside.items())))
+    if key not in _RESOLVED:
+        _RESOLVED[key] = (values, _resolve(values, total_iter, prefix, baseline_patch_size=baseline_patch_size,
+                                           baseline_frames=baseline_frames, offset=offset, outside=outside))
+    return _RESOLVED[key][1]
+
+
+#: ``resolve``'s settings by checked values (held, so that their id is not reused) and run.
+_RESOLVED: dict[tuple, tuple[Mapping[str, Any], 'MultigridSettings']] = {}
+
+
+def _resolve(values: Mapping[str, Any], total_iter: int, prefix: str, *, baseline_patch_size: int | None,
+             baseline_frames: int | None, offset: int, outside: Mapping[str, str] | None) -> MultigridSettings:
     with schedule_errors(prefix, outside):
         length = schedule_length(total_iter, offset)
     schedule = build_schedule(values, length, prefix, baseline_patch_size=baseline_patch_size,

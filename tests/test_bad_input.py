@@ -23,10 +23,36 @@ def ssl_options(repo_root, offline_data, tmp_path_factory) -> dict:
     for phase in ('train', 'val'):
         for key in ('dataroot_gt', 'dataroot_lq', 'meta_info_file'):
             opt['datasets'][phase][key] = str(repo_root / opt['datasets'][phase][key])
+    import torch
+
+    from ssl_plugin.archs import SSLBasicVSR
+
     pretrained = tmp_path_factory.mktemp('pretrained') / 'net_g.pth'
-    pretrained.write_bytes(b'')  # only its existence is checked before the run
+    network = {key: value for key, value in opt['network_g'].items() if key != 'type'}
+    torch.save({'params': SSLBasicVSR(**network).state_dict()}, pretrained)  # read and fitted before the run
     opt['path']['pretrain_network_g'] = str(pretrained)
     return opt
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return print, ('unpickling ran code',)
+
+
+@pytest.fixture(scope='module')
+def unsafe_checkpoint(tmp_path_factory) -> str:
+    import torch
+
+    path = tmp_path_factory.mktemp('unsafe') / 'net_g.pth'
+    torch.save({'params': {'weight': _RunsCode()}}, path)
+    return str(path)
+
+
+def test_an_unsafe_checkpoint_is_refused_naming_the_option(monkeypatch, tmp_path, ssl_options, unsafe_checkpoint,
+                                                           capsys):
+    error = refused_train(monkeypatch, tmp_path, changed(ssl_options, {'path.pretrain_network_g': unsafe_checkpoint}))
+    assert error.startswith('error in ') and f'path.pretrain_network_g: {unsafe_checkpoint}' in error, error
+    assert 'unpickling ran code' not in capsys.readouterr().out
 
 
 def test_the_base_options_are_accepted(monkeypatch, tmp_path, ssl_options):
@@ -60,6 +86,9 @@ BASICSR_CASES = {
                                "train.tf_opt: unknown key.*loss_wieght.*Did you mean 'loss_weight'"),
     'misspelt network argument': ({'network_g.num_feats': 8}, "network_g: unknown key.*num_feats.*'num_feat'"),
     'warm-up as long as the training': ({'train.warmup_iter': 60}, 'train.warmup_iter: 60 is not below'),
+    'checkpoint of another width': ({'network_g.num_feat': 8},
+                                    r"path.pretrain_network_g: .*net_g.pth does not fit SSLBasicVSR: '.*' has shape "
+                                    r'\[16.*\] in the checkpoint but \[8.*\] in the network'),
     'unknown scheduler': ({'train.scheduler.type': 'CosineLR'}, 'train.scheduler.type'),
     'more frames than a clip': ({'datasets.train.num_frame': 101}, 'datasets.train.num_frame: 101'),
     'frames x interval beyond a clip': ({'datasets.train.interval_list': [40]}, 'datasets.train.num_frame'),
@@ -298,6 +327,14 @@ def test_mmagic_refusals_end_in_one_line_and_leave_no_work_dir(repo_root, offlin
     assert last.startswith(f'error in {config}: ') and re.search(message, last), last
     assert 'Traceback' not in result.stderr and 'CalledProcessError' not in result.stderr
     assert list(tmp_path.iterdir()) == []  # not even the parents of the work_dir
+
+
+@pytest.mark.slow
+def test_an_unsafe_load_from_ends_in_one_line_naming_the_option(repo_root, offline_data, tmp_path, unsafe_checkpoint):
+    result = _mmagic_train('tools', repo_root / SSL_CONFIG, tmp_path / 'work', f'load_from={unsafe_checkpoint}')
+    last = result.stderr.strip().splitlines()[-1]
+    assert f': load_from: {unsafe_checkpoint}' in last and 'unpickling ran code' not in result.stdout, last
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.slow

@@ -136,8 +136,10 @@ def check_basicsr_options(opt: dict, is_train: bool = True, check_paths: bool = 
     for phase, dataset in (opt.get('datasets') or {}).items():
         check_dataset(f'datasets.{phase}', dataset, opt.get('scale'), check_paths)
     for key, value in (opt.get('path') or {}).items():
-        if check_paths and key.startswith('pretrain_network_') and value and not osp.isfile(osp.expanduser(value)):
-            raise OptionError(f'path.{key}: file {value!r} does not exist.')
+        if check_paths and key.startswith('pretrain_network_') and value:
+            if not osp.isfile(osp.expanduser(value)):
+                raise OptionError(f'path.{key}: file {value!r} does not exist.')
+            _check_pretrained(opt, key, osp.expanduser(value))
     if is_train:
         train = opt.get('train') or {}
         declared = train_options(model_cls)
@@ -158,7 +160,8 @@ def check_basicsr_options(opt: dict, is_train: bool = True, check_paths: bool = 
             entry.check(opt, model_cls, check_paths)
 
 
-def check_component_arguments(option: str, cls: type, given: Mapping[str, Any], kind: str) -> None:
+def check_component_arguments(option: str, cls: type, given: Mapping[str, Any], kind: str,
+                              skip: tuple[str, ...] = ()) -> None:
     """The arguments ``given`` (``type`` aside) for the class an option names: unknown names refused with a
     did-you-mean by the constructor's signature (BasicSR would fail with a traceback once folders exist); the values
     of the plugins' own losses, which load nothing, by building one. Errors name the option path (``train.tf_opt``).
@@ -168,7 +171,7 @@ def check_component_arguments(option: str, cls: type, given: Mapping[str, Any], 
     arguments = {name: value for name, value in given.items() if name != 'type'}
     parameters = inspect.signature(cls.__init__).parameters.values()
     if not any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters):
-        check_keys(option, arguments, parameter_names(cls.__init__))
+        check_keys(option, arguments, [name for name in parameter_names(cls.__init__) if name not in skip])
     if kind == 'loss' and registry.components('loss').get(given['type']) is cls:
         try:
             cls(**arguments)
@@ -177,6 +180,42 @@ def check_component_arguments(option: str, cls: type, given: Mapping[str, Any], 
             own = f'{cls.__name__}.'
             raise OptionError(f'{option}.{message[len(own):]}' if message.startswith(own)
                               else f'{option}: {message}') from None
+
+
+def _check_pretrained(opt: Mapping[str, Any], key: str, path: str) -> None:
+    """The checkpoint ``path.<key>`` names is read as BasicSR's (patched) ``load_network`` will read it (safely,
+    ``param_key_*``, ``strict_load_*``) into its network built on the meta device (no memory, no weights): unsafe,
+    unreadable or unfitting, it is refused naming the option, the file, then the key and both shapes."""
+    import torch
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    from effsr_core.checkpoints import (CheckpointError, generator_state, load_file, load_weights,
+                                        weights_reading_globals)
+
+    label = key.removeprefix('pretrain_network_')
+    network = opt.get(f'network_{label}')
+    paths = opt.get('path') or {}
+    try:
+        checkpoint = load_file(path, allowed_globals=weights_reading_globals())
+        param_key = paths.get(f'param_key_{label}', 'params')
+        if isinstance(checkpoint, dict) and param_key not in checkpoint and 'params' in checkpoint:
+            param_key = 'params'  # as BasicSR's load_network: no params_ema, use params
+        try:
+            state = generator_state(checkpoint, param_key)
+        except CheckpointError as error:
+            raise CheckpointError(f'{path}: {error}') from None
+        if not isinstance(network, Mapping):
+            return  # no network of that name: BasicSR will not load it either
+        arguments = {name: value for name, value in network.items() if name != 'type'}
+        try:
+            with torch.device('meta'):
+                model = ARCH_REGISTRY.get(network['type'])(**arguments)
+        except Exception:  # noqa: BLE001  (a network that cannot be built on the meta device: built for real)
+            model = ARCH_REGISTRY.get(network['type'])(**arguments)
+        strict = paths.get(f'strict_load_{label}', True)
+        load_weights(model, state, strict=strict, skip_mismatched_shapes=not strict, source=path)
+    except CheckpointError as error:
+        raise OptionError(f'path.{key}: {error}') from None
 
 
 def _check_warmup(train: Mapping[str, Any]) -> None:
@@ -200,6 +239,23 @@ def _check_scheduler(opt: Mapping[str, Any], model_cls: type, scheduler: str | N
         section = provided[scheduler].section.name
         raise OptionError(f'train.scheduler.type: {scheduler} takes its settings from the {section} section, which '
                           f'is missing; add a {section} section or choose another scheduler.')
+    scheduler_cls = _scheduler_class(scheduler)
+    if scheduler_cls is not None and scheduler not in provided:  # (a provided one reads its section, checked apart)
+        check_component_arguments('train.scheduler', scheduler_cls, opt['train']['scheduler'], 'lr_scheduler',
+                                  skip=('optimizer', 'last_epoch'))
+
+
+def _scheduler_class(name: str) -> type | None:
+    """The class BasicSR (``MultiStepLR`` is its ``MultiStepRestartLR``) or the registry builds for ``name``."""
+    from basicsr.models import lr_scheduler
+
+    from effsr_core import registry
+
+    if name in ('MultiStepLR', 'MultiStepRestartLR'):
+        return lr_scheduler.MultiStepRestartLR
+    if name == 'CosineAnnealingRestartLR':
+        return lr_scheduler.CosineAnnealingRestartLR
+    return registry.components('lr_scheduler').get(name)
 
 
 def _check_top_level(opt: Mapping[str, Any], model_type: str, model_cls: type) -> None:

@@ -42,7 +42,8 @@ def register_all() -> None:
     import effsr_core.basicsr.datasets  # noqa: F401  (the core's own BasicSR dataset)
     import basicsr.test
     import basicsr.train
+    import basicsr.utils.options
 
-    for pipeline in (basicsr.train, basicsr.test):
+    for pipeline in (basicsr.utils.options, basicsr.train, basicsr.test):  # (and a script that imports it later)
         check_before_parsing(pipeline)  # a lab's own train.py gets the options check of effsr_core.train
     _done = True

@@ -89,6 +89,26 @@ def remember_created_folders(runner_cls: type) -> bool:
     return True
 
 
+def name_the_checkpoint_option(runner_cls: type) -> bool:
+    """Make ``runner_cls.load_or_resume`` name the option a refused checkpoint came from (``load_from``, or
+    ``resume`` for the newest checkpoint of the work_dir) before the file. Idempotent."""
+    load_or_resume = runner_cls.load_or_resume
+    if getattr(load_or_resume, '__effsr_names_option__', False):
+        return False
+
+    @functools.wraps(load_or_resume)
+    def naming_load_or_resume(self):
+        try:
+            return load_or_resume(self)
+        except CheckpointError as error:
+            option = 'load_from' if self._load_from is not None else 'resume'
+            raise CheckpointError(f'{option}: {error}') from None
+
+    naming_load_or_resume.__effsr_names_option__ = True
+    runner_cls.load_or_resume = naming_load_or_resume
+    return True
+
+
 def end_refused_runs(kind: type, error: BaseException, traceback) -> None:
     """The excepthook part: for an uncaught refusal, remove what the runners that never started created, print
     the message as the last line and exit with ``REFUSED_EXIT``; anything else goes to the previous hook."""
@@ -127,11 +147,13 @@ _PREVIOUS_HOOK = sys.excepthook
 
 
 def install() -> None:
-    """Idempotent: the runner remembers what it creates, and refusals end the process in one line."""
+    """Idempotent: the runner remembers what it creates and names the option of a refused checkpoint, and
+    refusals end the process in one line."""
     global _PREVIOUS_HOOK
     from mmengine.runner import Runner
 
     remember_created_folders(Runner)
+    name_the_checkpoint_option(Runner)
     if sys.excepthook is not end_refused_runs:
         _PREVIOUS_HOOK = sys.excepthook
         sys.excepthook = end_refused_runs
