@@ -38,18 +38,35 @@ def _config(workdir, repo_root, offline_data, pretrained, max_iters, resume=Fals
     cfg.train_cfg.val_interval = 1000
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
-    cfg.param_scheduler.periods = [8]
+    cfg.param_scheduler.periods = [max_iters - 4]  # the fine-tuning iterations after the 4 regularising ones
     cfg.default_hooks.checkpoint.update(interval=2, max_keep_ckpts=10)
     cfg.default_hooks.logger.interval = 1
     cfg.resume = resume
     return cfg
 
 
-def _train(cfg):
+class _Killed(Exception):
+    pass
+
+
+def _train(cfg, killed_after=None):
+    """Train; with ``killed_after`` the run stops there as a killed process would (after that iteration's
+    checkpoint was written)."""
+    from mmengine.hooks import Hook
     from mmengine.runner import Runner
 
+    class KillAfter(Hook):
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            if runner.iter + 1 == killed_after:
+                raise _Killed
+
     runner = Runner.from_cfg(cfg)
-    runner.train()
+    if killed_after is not None:
+        runner.register_hook(KillAfter(), priority='LOWEST')
+    try:
+        runner.train()
+    except _Killed:
+        pass
     return runner
 
 
@@ -74,11 +91,11 @@ def test_pipeline_and_resume_in_both_phases(tmp_path, repo_root, offline_data, m
     # a run killed after iteration 4 (regularisation phase) resumes from its checkpoint
     for name in ('iter_4.pth', 'pruning_start.pth', 'pruning_factors.csv'):  # what the killed run left
         shutil.copy(full / name, tmp_path / name)
-    cfg = _config(tmp_path, repo_root, offline_data, mmagic_checkpoint, max_iters=6, resume=True)
+    cfg = _config(tmp_path, repo_root, offline_data, mmagic_checkpoint, max_iters=8, resume=True)
     cfg.load_from = str(tmp_path / 'iter_4.pth')
-    runner = _train(cfg)
+    runner = _train(cfg, killed_after=6)  # killed again, now in the fine-tuning phase
     generator = runner.model.generator
-    assert runner.iter == 6 and generator.plan is not None
+    assert (tmp_path / 'iter_6.pth').is_file() and generator.plan is not None  # killed after iteration 6
     assert sum(p.numel() for p in generator.parameters()) < dense_params
     assert generator.plan.to_dict() == uninterrupted_plan
     optimised = {id(p) for group in runner.optim_wrapper.optimizer.param_groups for p in group['params']}

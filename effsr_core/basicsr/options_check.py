@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import os.path as osp
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -135,11 +136,6 @@ def check_basicsr_options(opt: dict, is_train: bool = True, check_paths: bool = 
             check_component_arguments(key, ARCH_REGISTRY.get(arch), value, 'arch')
     for phase, dataset in (opt.get('datasets') or {}).items():
         check_dataset(f'datasets.{phase}', dataset, opt.get('scale'), check_paths)
-    for key, value in (opt.get('path') or {}).items():
-        if check_paths and key.startswith('pretrain_network_') and value:
-            if not osp.isfile(osp.expanduser(value)):
-                raise OptionError(f'path.{key}: file {value!r} does not exist.')
-            _check_pretrained(opt, key, osp.expanduser(value))
     if is_train:
         train = opt.get('train') or {}
         declared = train_options(model_cls)
@@ -158,6 +154,11 @@ def check_basicsr_options(opt: dict, is_train: bool = True, check_paths: bool = 
     for name, entry in PIPELINE_SECTIONS.items():
         if opt.get(name) is not None and entry.check is not None:
             entry.check(opt, model_cls, check_paths)
+    for key, value in (opt.get('path') or {}).items():  # last: reading checkpoints is the slowest check
+        if check_paths and key.startswith('pretrain_network_') and value:
+            if not osp.isfile(osp.expanduser(value)):
+                raise OptionError(f'path.{key}: file {value!r} does not exist.')
+            _check_pretrained(opt, key, osp.expanduser(value))
 
 
 def check_component_arguments(option: str, cls: type, given: Mapping[str, Any], kind: str,
@@ -213,7 +214,9 @@ def _check_pretrained(opt: Mapping[str, Any], key: str, path: str) -> None:
         except Exception:  # noqa: BLE001  (a network that cannot be built on the meta device: built for real)
             model = ARCH_REGISTRY.get(network['type'])(**arguments)
         strict = paths.get(f'strict_load_{label}', True)
-        load_weights(model, state, strict=strict, skip_mismatched_shapes=not strict, source=path)
+        with warnings.catch_warnings():  # loading into meta parameters is a no-op, which is the point here
+            warnings.filterwarnings('ignore', message='.*copying from a non-meta parameter', category=UserWarning)
+            load_weights(model, state, strict=strict, skip_mismatched_shapes=not strict, source=path)
     except CheckpointError as error:
         raise OptionError(f'path.{key}: {error}') from None
 
