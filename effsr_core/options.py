@@ -136,6 +136,7 @@ class OptionSection:
     help: str
     options: tuple['Option | OptionSection', ...]
     nullable: bool = True  # the whole section may be left out (every option takes its default)
+    optional: bool = False  # left out, the section is None (a feature that is off) instead of its defaults
     where: str = ''  # where users write it in each toolbox, for the docs
     validate: Callable[[dict[str, Any], str], None] | None = None  # cross-option rule: (values, prefix) -> raise
 
@@ -167,6 +168,8 @@ class OptionSection:
             given: the section as written by the user (None: left out).
             prefix: the section's full option name in this toolbox (e.g. ``model.pruning``) for messages.
         """
+        if given is None and self.optional:
+            return None
         key = _content_key(self, given) if self.immutable else None
         if key is not None and key in _CHECKED:
             return _CHECKED[key][1]
@@ -180,6 +183,8 @@ class OptionSection:
     def validate_values(self, given: Mapping[str, Any] | None, prefix: str | None = None) -> dict[str, Any]:
         """The check itself (``check`` skips it for content already checked)."""
         prefix = prefix or self.name
+        if given is None and self.optional:
+            return None
         if given is None:
             if not self.nullable:
                 raise OptionError(f'{prefix}: this section is required ({", ".join(self.names)}).')
@@ -202,6 +207,8 @@ class OptionSection:
         for option in self.options:
             name = f'{prefix}.{option.name}'
             if isinstance(option, OptionSection):
+                if option.optional:
+                    rows.append((name, 'mapping or null', 'null', f'{option.help} (left out: off)'))
                 rows.extend(option.rows(name))
             else:
                 rows.append((name, option.allowed_text(), _format_default(option.default), option.help))

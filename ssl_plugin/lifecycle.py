@@ -23,6 +23,7 @@ from effsr_core.distributed import is_main_process
 from effsr_core.networks import frozen
 from effsr_core.options import OptionError
 from ssl_plugin.pruning.curve import FactorCurve
+from ssl_plugin.pruning.latency import open_latency_model, other_device, reachable
 from ssl_plugin.pruning.config import PruningConfig
 from ssl_plugin.pruning.pruner import StructuredPruner, broadcast_plan
 
@@ -51,13 +52,21 @@ class SSLPruningLifecycle:
         self.curve = FactorCurve(curve_path)
         self.log = log
         self._teacher: nn.Module | None = None
+        self._device_checked = False
 
     @staticmethod
     def check_options(pruning: Mapping[str, Any] | None, total_iters: int | None, uses_tf: bool, fixes_flow: bool,
-                      names: Mapping[str, str]) -> None:
+                      names: Mapping[str, str], network: Callable[[], nn.Module] | None = None) -> None:
         """Refuse a run that cannot work, before anything is built; ``names`` maps ``pruning``, ``total_iters``,
-        ``tf`` and ``fix_flow`` to the option names of the toolbox (e.g. ``train.total_iter``)."""
+        ``tf`` and ``fix_flow`` to the option names of the toolbox (e.g. ``train.total_iter``). With a latency
+        target, its backend and cost table are opened, and with ``network`` (builds the dense network) a target
+        out of reach is refused too (the cost table measures what it lacks)."""
         config = PruningConfig.from_options(pruning, names['pruning'])
+        if config.latency is not None:
+            model = open_latency_model(config.latency, names['pruning'])
+            if network is not None:
+                net = network()
+                reachable(net, StructuredPruner(config).groups(net), model, names['pruning'])
         if total_iters is not None and total_iters < config.prune_iter:
             raise OptionError(f'{names["total_iters"]} ({total_iters}) must exceed the {config.prune_iter - 1} '
                               f'regularisation iterations of {names["pruning"]}.regularization, leaving iterations '
@@ -93,6 +102,16 @@ class SSLPruningLifecycle:
         return regularising
 
     def needs_pruning(self, iteration: int, net: nn.Module) -> bool:
+        """Whether ``net`` is to be pruned at ``iteration``; at the first iteration of a run (a resumed one holds
+        the checkpoint's plan by then), says so when the plan's latency was predicted for another device."""
+        if not self._device_checked:
+            self._device_checked = True
+            plan = net.plan or net.pending_plan
+            record = None if plan is None else plan.extra.get('latency')
+            difference = other_device(record)
+            if difference:
+                self.log(f'SSL: the plan\'s latency ({record["target"]}) was predicted for another device or '
+                         f'version ({difference}); the plan is kept, its latency here may differ.')
         return net.plan is None and self.config.phase(iteration) == 'finetune'
 
     def prune(self, net: nn.Module, twins: tuple[nn.Module, ...] = ()) -> tuple[nn.Module, ...]:
@@ -157,5 +176,10 @@ class SSLPruningLifecycle:
     def _log_plan(self, what: str, net: nn.Module, plan) -> None:
         sizes = self.pruner.groups(net)
         c = self.config
+        latency = plan.extra.get('latency')
+        how = (f'ratio {c.ratio}, {c.selection}, round_to {c.round_to}' if latency is None else
+               f'{latency["target"]}: predicted {latency["predicted_ms"]:.2f} ms per frame, '
+               f'{latency["predicted_speedup"]:.2f}x the dense {latency["dense_ms"]:.2f} ms, found ratio '
+               f'{latency["ratio"]:.4f}, {c.selection}')
         self.log(f'SSL {c.method}: {what}: keep {plan.kept_fraction(sizes):.3f} of {sum(sizes.values())} units in '
-                 f'{len(sizes)} groups (ratio {c.ratio}, {c.selection}, round_to {c.round_to}).')
+                 f'{len(sizes)} groups ({how}).')

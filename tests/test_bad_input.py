@@ -8,6 +8,7 @@ import copy
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from bad_options import DROP, changed, refused_train
 
@@ -115,6 +116,30 @@ def test_basicsr_bad_option_is_refused_before_anything_is_written(monkeypatch, t
                                                                   changes, message):
     import re
 
+    error = refused_train(monkeypatch, tmp_path, changed(ssl_options, changes))
+    assert re.search(message, error), error
+
+
+LATENCY = {'lr_size': [16, 16], 'frames': 2}
+LATENCY_CASES = {
+    'ratio with a latency target': ({'pruning.latency': {'speedup': 2.0}},
+                                    'pruning.ratio: 0.5 given together with pruning.latency'),
+    'target out of reach': ({'pruning.ratio': DROP, 'pruning.latency': LATENCY | {'speedup': 1000.0}},
+                            r'pruning.latency.speedup: 1000x is out of reach on eager-channels_last at LR 16x16: '
+                            r'pruning every prunable unit gives at most [\d.]+x'),
+    'backend without its device': ({'pruning.ratio': DROP,
+                                    'pruning.latency': LATENCY | {'speedup': 2.0, 'backend': 'cuda-eager-nchw'}},
+                                   r'pruning.latency.backend: .*needs a CUDA GPU'),
+}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='one case checks the refusal of a CUDA backend without a GPU')
+@pytest.mark.parametrize('changes,message', LATENCY_CASES.values(), ids=LATENCY_CASES)
+def test_basicsr_bad_latency_target_is_refused_before_anything_is_written(monkeypatch, tmp_path, ssl_options,
+                                                                          changes, message):
+    import re
+
+    monkeypatch.setenv('EFFSR_CACHE_DIR', str(tmp_path / 'cache'))  # the measured table is a cache, kept apart
     error = refused_train(monkeypatch, tmp_path, changed(ssl_options, changes))
     assert re.search(message, error), error
 

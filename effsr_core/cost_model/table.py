@@ -9,7 +9,9 @@ Writes go through ``effsr_core.checkpoints.atomic_write``.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -40,6 +42,15 @@ def time_call(call: OpCall, backend: CostBackend, budget_ms: float = 60.0, trial
         estimate = max(time_forward_ms(run, anchor), 1e-3)
     repeats = int(min(100, max(3, budget_ms / trials / estimate)))
     return measure_runtime(run, anchor, trials=trials, repeats=repeats, warmup=0).median_ms
+
+
+def default_table_path(backend: CostBackend) -> Path:
+    """Where a table of this device key lives unless a path is given: one file per key (so another device,
+    thread count or version never meets this one's entries) under ``$EFFSR_CACHE_DIR`` or ``~/.cache/effsr``."""
+    key = table_key(backend)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    root = Path(os.environ.get('EFFSR_CACHE_DIR') or Path.home() / '.cache' / 'effsr')
+    return root / 'cost_tables' / f'{backend.name}-{digest}.json'
 
 
 class CostTable:

@@ -16,11 +16,12 @@ from __future__ import annotations
 import copy
 import os.path as osp
 from collections import OrderedDict
+from functools import partial
 
 from basicsr.losses import build_loss
 from basicsr.models.video_recurrent_model import VideoRecurrentModel
 from basicsr.utils import get_root_logger
-from basicsr.utils.registry import MODEL_REGISTRY
+from basicsr.utils.registry import ARCH_REGISTRY, MODEL_REGISTRY
 
 from effsr_core.basicsr.plugin_model import PluginModel
 from effsr_core.basicsr.schedulers import RegisteredSchedulers
@@ -32,6 +33,13 @@ from ssl_plugin.pruning.config import PruningConfig
 
 OPTION_NAMES = {'pruning': 'pruning', 'total_iters': 'train.total_iter', 'tf': 'train.tf_opt',
                 'fix_flow': 'train.fix_flow'}
+
+
+def _dense_network(network_options: dict):
+    """The network ``network_g`` names, built with its own weights left out (their values do not change a
+    latency)."""
+    arguments = {name: value for name, value in network_options.items() if name not in ('type', 'pretrained')}
+    return ARCH_REGISTRY.get(network_options['type'])(**arguments)
 
 
 @MODEL_REGISTRY.register()
@@ -48,7 +56,7 @@ class SSLPruningModel(PluginModel, RegisteredSchedulers, VideoRecurrentModel):
         SSLPruningLifecycle.check_options(
             opt.get('pruning'), train.get('total_iter', 0) if is_train else None,
             uses_tf=is_train and bool(train.get('tf_opt')), fixes_flow=is_train and bool(train.get('fix_flow')),
-            names=OPTION_NAMES)
+            names=OPTION_NAMES, network=partial(_dense_network, opt['network_g']) if check_paths and is_train else None)
 
     @classmethod
     def schedule_offset(cls, opt: dict) -> int:

@@ -18,6 +18,7 @@ import torch
 from effsr_core.distributed import broadcast_from_main
 from ssl_plugin.pruning.config import PruningConfig
 from ssl_plugin.pruning.interface import PrunableNetwork
+from ssl_plugin.pruning.latency import LatencyModel, open_latency_model, select_for_latency
 from ssl_plugin.pruning.plan import PruningPlan
 from ssl_plugin.pruning.regularization import sparsity_loss
 from ssl_plugin.pruning.selection import select_kept
@@ -25,9 +26,17 @@ from ssl_plugin.pruning.selection import select_kept
 class StructuredPruner:
     """Select, regularise and prune a ``PrunableNetwork`` (e.g. ``SSLBasicVSR``)."""
 
-    def __init__(self, config: PruningConfig):
+    def __init__(self, config: PruningConfig, latency_model: LatencyModel | None = None):
         self.config = config
+        self._latency_model = latency_model
         self._index_cache: dict[str, torch.Tensor] = {}
+
+    @property
+    def latency_model(self) -> LatencyModel | None:
+        """The cost model of ``pruning.latency`` (opened when first needed; None without a latency target)."""
+        if self._latency_model is None and self.config.latency is not None:
+            self._latency_model = open_latency_model(self.config.latency)
+        return self._latency_model
 
     def groups(self, net: PrunableNetwork) -> dict[str, int]:
         """Sizes of the prunable groups this method works on (those whose unit kind ``pruning.units`` names)."""
@@ -36,13 +45,17 @@ class StructuredPruner:
     def select(self, net: PrunableNetwork) -> PruningPlan:
         """Plan from the current weights: importance of every unit, then the configured selection."""
         scores = {name: net.unit_importance(name, self.config.group_score) for name in self.groups(net)}
-        kept = select_kept(scores, self.config)
+        extra = {'selection': self.config.selection, 'round_to': self.config.round_to,
+                 'group_score': self.config.group_score, 'units': list(self.config.units)}
+        ratio = self.config.ratio
+        if self.config.latency is None:
+            kept = select_kept(scores, self.config)
+        else:
+            kept, extra['latency'] = select_for_latency(net, scores, self.config, self.latency_model)
+            ratio = extra['latency']['ratio']
         sizes = self.groups(net)
         kept = {name: idx for name, idx in kept.items() if len(idx) < sizes[name]}
-        return PruningPlan(arch=net.config, kept=kept, method=self.config.method, ratio=self.config.ratio,
-                           extra={'selection': self.config.selection, 'round_to': self.config.round_to,
-                                  'group_score': self.config.group_score,
-                                  'units': list(self.config.units)})
+        return PruningPlan(arch=net.config, kept=kept, method=self.config.method, ratio=ratio, extra=extra)
 
     def _pruned_index(self, net: PrunableNetwork, plan: PruningPlan, name: str) -> torch.Tensor:
         if name not in self._index_cache:

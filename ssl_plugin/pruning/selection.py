@@ -15,7 +15,7 @@ import torch
 from ssl_plugin.pruning.config import PruningConfig
 
 
-def _priorities(scores: Mapping[str, torch.Tensor], selection: str, seed: int) -> dict[str, torch.Tensor]:
+def priorities(scores: Mapping[str, torch.Tensor], selection: str, seed: int) -> dict[str, torch.Tensor]:
     """Keep priority of every unit: units with the lowest priority are pruned first."""
     if selection == 'random':
         generator = torch.Generator().manual_seed(seed)
@@ -30,7 +30,8 @@ def _ranked(priority: torch.Tensor) -> list[int]:
     return sorted(range(len(values)), key=lambda i: (-values[i], i))
 
 
-def select_kept(scores: Mapping[str, torch.Tensor], config: PruningConfig) -> dict[str, list[int]]:
+def select_kept(scores: Mapping[str, torch.Tensor], config: PruningConfig,
+                ratio: float | None = None) -> dict[str, list[int]]:
     """Kept unit indices per group, by ``config.selection`` at ``config.ratio`` (``round_to``, ``seed`` too).
 
     Args:
@@ -38,20 +39,43 @@ def select_kept(scores: Mapping[str, torch.Tensor], config: PruningConfig) -> di
         config: the checked settings: ``ratio`` is the fraction of units to prune, of all units (global) or of
             each group (local); ``round_to`` rounds each group's kept count to a multiple (at least one multiple,
             at most the group); ``seed`` seeds the ``random`` selection.
+        ratio: a ratio to use instead of ``config.ratio`` (the latency-targeted selection searches it).
 
     Returns:
         Sorted kept indices for every group of ``scores``.
     """
-    ratio, selection, round_to = config.ratio, config.selection, config.round_to
-    priorities = _priorities(scores, selection, config.seed)
-    ranked = {name: _ranked(p) for name, p in priorities.items()}
-    if selection.endswith('local'):
-        keep_counts = {name: len(r) - math.floor(len(r) * ratio) for name, r in ranked.items()}
+    ranked = ranked_units(scores, config)
+    return kept_units(ranked, keep_counts(ranked, scores, config, config.ratio if ratio is None else ratio))
+
+
+def ranked_units(scores: Mapping[str, torch.Tensor], config: PruningConfig) -> dict[str, list[int]]:
+    """Every group's unit indices from the one to keep first to the one to prune first (``config.selection``)."""
+    return {name: _ranked(p) for name, p in priorities(scores, config.selection, config.seed).items()}
+
+
+def keep_counts(ranked: Mapping[str, list[int]], scores: Mapping[str, torch.Tensor], config: PruningConfig,
+                ratio: float) -> dict[str, int]:
+    """How many units each group keeps at ``ratio`` by ``config.selection`` (rounded by ``config.round_to``)."""
+    if config.selection.endswith('local'):
+        counts = {name: len(r) - math.floor(len(r) * ratio) for name, r in ranked.items()}
     else:
-        keep_counts = _global_keep_counts(priorities, ranked, ratio)
-    if round_to is not None:
-        keep_counts = {name: _round_count(k, len(ranked[name]), round_to) for name, k in keep_counts.items()}
-    return {name: sorted(ranked[name][:keep_counts[name]]) for name in ranked}
+        counts = _global_keep_counts(priorities(scores, config.selection, config.seed), ranked, ratio)
+    if config.round_to is not None:
+        counts = {name: _round_count(k, len(ranked[name]), config.round_to) for name, k in counts.items()}
+    return counts
+
+
+def kept_units(ranked: Mapping[str, list[int]], counts: Mapping[str, int]) -> dict[str, list[int]]:
+    """The first ``counts[name]`` units of every group's ranking, sorted."""
+    return {name: sorted(order[:counts[name]]) for name, order in ranked.items()}
+
+
+def largest_ratio(ranked: Mapping[str, list[int]], config: PruningConfig) -> float:
+    """The largest ratio the selection accepts: every group down to one unit (global: the protected top units)."""
+    if config.selection.endswith('local'):
+        return 1 - 1 / (2 * max(len(r) for r in ranked.values()))  # floor(n * ratio) = n - 1 for every group
+    total = sum(len(r) for r in ranked.values())
+    return (total - len(ranked)) / total
 
 
 def _global_keep_counts(priorities, ranked, ratio: float) -> dict[str, int]:
