@@ -56,7 +56,7 @@ def main(argv=None) -> None:
     parser.add_argument('--out', default=str(RESULTS / 'ssl_latency_target_cpu'))
     args = parser.parse_args(argv)
     if args.quick:
-        args.lr_size, args.blocks, args.rounds, args.frames = '24x32', 2, 2, 2
+        args.lr_size, args.blocks, args.rounds, args.frames, args.targets = '24x32', 2, 2, 2, [1.5]
     h, w = (int(v) for v in args.lr_size.split('x'))
     backend = get_backend(args.backend)
     out = Path(args.out)
