@@ -68,7 +68,7 @@ def main(argv=None) -> None:
     plans = {}
     for round_to in (None, 16):
         plan = StructuredPruner(PruningConfig(ratio=0.5, round_to=round_to)).select(trained)
-        plans[f'SSL 0.5' + (f' round{round_to}' if round_to else '')] = plan
+        plans['SSL 0.5' + (f' round{round_to}' if round_to else '')] = plan
     for speedup in args.targets:
         target = LatencyTarget(speedup=speedup, backend=args.backend, lr_size=(h, w), frames=args.frames,
                                table=str(table_path))

@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     _setting(parser, 'patch', type=int)
     _setting(parser, 'seed', type=int)
     _setting(parser, 'beta', type=float)
+    _setting(parser, 'device_backend', type=str)
+    _setting(parser, 'device_lr_size', type=int, nargs=2, metavar=('H', 'W'))
+    _setting(parser, 'device_step', type=int)
+    _setting(parser, 'device_table', type=str)
     parser.add_argument('--teacher-form', choices=('relu-body', 'own-activations'), default='relu-body',
                         help="relu-body: the paper's plain teacher, conv+ReLU in every body layer (carried values "
                              "+C); own-activations: block outputs keep no activation")

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from effsr_core.cost_model.device_key import BACKENDS
 from effsr_core.options import Option, OptionError, OptionSection
 
 
 def _one_width_rule(values: dict[str, Any], prefix: str) -> None:
     if (values['widths'] is None) == (values['theta'] is None):
         raise OptionError('give exactly one of widths (fixed per-layer widths) and theta (dynamic width, Sec. 3.5)')
+    if values['device_backend'] is not None and values['theta'] is None:
+        raise OptionError(f'device_backend={values["device_backend"]} moves dynamic widths (theta) to the fastest '
+                          'width of their step; fixed widths are kept as given: remove one of them')
+    if len(values['device_lr_size']) != 2:
+        raise OptionError(f'device_lr_size={list(values["device_lr_size"])} is not (height, width)')
 
 
 INITIALISATION = OptionSection('initialisation', 'winning initialisation of a plain student (Alg. 1, Sec. 3.5)', (
@@ -28,6 +34,15 @@ INITIALISATION = OptionSection('initialisation', 'winning initialisation of a pl
     Option('patch', 48, 'height and width of the input patches', minimum=1),
     Option('seed', 0, 'seed of the random inputs'),
     Option('beta', 3.0, 'mean-shift coefficient of Alg. 1 (0: none)', minimum=0),
+    Option('device_backend', None, 'move each dynamic width up to the fastest width of its step on this backend '
+           '(measured by the cost model; the error stays within theta)', type=str, choices=tuple(BACKENDS),
+           nullable=True),
+    Option('device_lr_size', (270, 480), 'LR size (height, width) the widths are measured at (1080p output at x4)',
+           type=int, minimum=1, is_list=True),
+    Option('device_step', 4, 'widths tried: the multiples of this (and the layer\'s channels)',
+           choices=(1, 2, 4, 8, 16)),
+    Option('device_table', None, 'cost table file (default: one per device key under ~/.cache/effsr/cost_tables)',
+           type=str, nullable=True),
 ), nullable=False, validate=_one_width_rule,
     where='`python -m memsr_plugin.init`, the same names as flags (exactly one of --widths and --theta) · Python: '
           '`memsr_plugin.winning_init.InitSettings.check(...)`')

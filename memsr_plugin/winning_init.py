@@ -16,12 +16,14 @@ from __future__ import annotations
 import copy
 from bisect import bisect_left
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from effsr_core.cost_model import (CostModelError, CostTable, candidate_widths, conv_probe, default_table_path,
+                                   fastest_widths, get_backend, width_latencies)
 from effsr_core.options import OptionError
 from memsr_plugin.archs import PlainConvSR, body_length
 from memsr_plugin.conversion import merges as m
@@ -36,13 +38,18 @@ class InitSettings:
     """The settings of Alg. 1, checked once against their declaration (``options.INITIALISATION``): exactly one of
     ``widths`` (fixed student widths, one per distilled layer or one for all) and ``theta`` (dynamic width: each
     layer gets the smallest width with Eq. 15 error <= theta, Sec. 3.5); ``samples`` uniformly random input patches
-    of ``patch`` x ``patch`` pixels from ``seed``; ``beta`` the mean-shift coefficient (0: no shift)."""
+    of ``patch`` x ``patch`` pixels from ``seed``; ``beta`` the mean-shift coefficient (0: no shift). With
+    ``device_backend`` each dynamic width moves up to the fastest width of its step there (``device_widths``)."""
     widths: tuple[int, ...] | None = None
     theta: float | None = None
     samples: int = INITIALISATION['samples'].default
     patch: int = INITIALISATION['patch'].default
     seed: int = INITIALISATION['seed'].default
     beta: float = INITIALISATION['beta'].default
+    device_backend: str | None = None
+    device_lr_size: tuple[int, int] = INITIALISATION['device_lr_size'].default
+    device_step: int = INITIALISATION['device_step'].default
+    device_table: str | None = None
 
     @classmethod
     def check(cls, **given) -> 'InitSettings':
@@ -61,7 +68,34 @@ class InitSettings:
                 raise OptionError(f'{option.name}={shown} is outside the allowed values ({option.allowed_text()}): '
                                   f'{option.help}') from None
         INITIALISATION.validate(values, INITIALISATION.name)
+        if values['device_backend'] is not None:
+            try:
+                get_backend(values['device_backend'])
+            except CostModelError as error:
+                raise OptionError(f'device_backend={values["device_backend"]}: {error}') from None
         return cls(**values)
+
+
+def device_widths(settings: InitSettings, timer=None) -> Callable[[int, int], int] | None:
+    """With ``settings.device_backend``: ``width_on_device(width, channels)``, the fastest width at least ``width``
+    of a layer between layers of ``channels`` (``cost_model.staircase`` on a probe conv at ``device_lr_size``, the
+    multiples of ``device_step``); None without a backend. ``timer`` replaces the device timing (tests)."""
+    if settings.device_backend is None:
+        return None
+    backend = get_backend(settings.device_backend)
+    try:
+        table = CostTable.open(backend, settings.device_table or default_table_path(backend), timer)
+    except CostModelError as error:
+        raise OptionError(f'device_table={settings.device_table}: {error}') from None
+    choices: dict[int, dict[int, int]] = {}
+
+    def width_on_device(width: int, channels: int) -> int:
+        if channels not in choices:
+            widths = candidate_widths(channels, settings.device_step)
+            shape = (1, channels, *settings.device_lr_size)
+            choices[channels] = fastest_widths(width_latencies(conv_probe(channels), widths, shape, table))
+        return choices[channels][width]
+    return width_on_device
 
 
 @dataclass
@@ -183,14 +217,15 @@ def _resolve_widths(widths: Sequence[int], channels: list[int]) -> list[int]:
     return widths
 
 
-def winning_initialisation(teacher: PlainConvSR, settings: InitSettings,
-                           dtype: torch.dtype = torch.float32) -> WinningInitialisation:
+def winning_initialisation(teacher: PlainConvSR, settings: InitSettings, dtype: torch.dtype = torch.float32,
+                           cost_timer=None) -> WinningInitialisation:
     """Alg. 1 layer by layer on a plain teacher (computed in float64).
 
     Args:
         teacher: The converted teacher (``convert(net)``, in either form).
         settings: The widths or theta, the samples and beta (``InitSettings.check``).
         dtype: Parameter dtype of the returned student and adapters.
+        cost_timer: How the cost table of ``settings.device_backend`` times a call (default: on the device).
     """
     widths, theta, beta = settings.widths, settings.theta, settings.beta
     teacher = copy.deepcopy(teacher).double().eval()
@@ -199,6 +234,7 @@ def winning_initialisation(teacher: PlainConvSR, settings: InitSettings,
         raise ValueError('the teacher has no body layer to distil (its first layer is the upsampler)')
     channels = teacher.widths[:body]
     fixed = _resolve_widths(widths, channels) if widths is not None else None
+    on_device = device_widths(settings, cost_timer)
     offsets = teacher.feature_offsets or [None] * len(teacher.widths)
     convs = teacher.convs()
     inputs = sample_inputs(teacher.in_channels, settings.samples, settings.patch, settings.seed)
@@ -209,6 +245,8 @@ def winning_initialisation(teacher: PlainConvSR, settings: InitSettings,
             teacher_features = teacher.run_layer(i, teacher_features)
             spectrum = LayerSpectrum(teacher_features, offsets[i])
             width = fixed[i] if fixed is not None else spectrum.smallest_width(theta)
+            if on_device is not None:
+                width = on_device(width, spectrum.channels)
             decomposition = spectrum.decompose(width, beta)
             params = fit_conv(student_features, decomposition.student, convs[i].kernel_size[0])
             student_features = F.relu(m.apply(params, student_features))

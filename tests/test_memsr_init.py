@@ -273,3 +273,40 @@ def test_stepwise_layers_match_the_forward(teacher):
             step = teacher.run_layer(i, step)
             assert torch.equal(step, expected)
     assert torch.equal(out, features[-1]) and F.relu(features[0]).equal(features[0])
+
+
+# ---------------------------------------------------------------- widths the device runs well
+
+def _blocks_of_four(call, backend):
+    """A conv costs its channels padded to blocks of 4 (a deterministic staircase); other calls nothing."""
+    from effsr_core.cost_model import conv_fields
+
+    fields = conv_fields(call)
+    if fields is None:
+        return 1e-4
+    padded = lambda c: -(-c // 4) * 4  # noqa: E731
+    return 1e-6 * padded(fields['in_channels']) * padded(fields['out_channels']) * fields['height'] * fields['width']
+
+
+def test_device_widths_move_each_dynamic_width_to_the_end_of_its_step(teacher, tmp_path):
+    plain = winning_initialisation(teacher, _settings(theta=0.3))
+    settings = _settings(theta=0.3, device_backend='eager-nchw', device_lr_size=[8, 8], device_step=1,
+                         device_table=str(tmp_path / 'table.json'))
+    on_device = winning_initialisation(teacher, settings, cost_timer=_blocks_of_four)
+    assert plain.widths != on_device.widths  # the staircase moved some (a test that can fail)
+    for layer, smallest, width, error in zip(on_device.layers, plain.widths, on_device.widths, on_device.errors):
+        channels = teacher.widths[layer]
+        assert width == min(channels, -(-smallest // 4) * 4), (layer, smallest, width)
+        assert error <= 0.3  # wider never raises Eq. 15's error
+    assert (tmp_path / 'table.json').is_file()
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    ({'widths': [4], 'device_backend': 'eager-nchw'}, 'device_backend=eager-nchw moves dynamic widths'),
+    ({'theta': 0.1, 'device_backend': 'tensorrt'},
+     r"device_backend=tensorrt is outside the allowed values \(one of 'eager-nchw'"),
+    ({'theta': 0.1, 'device_lr_size': [8]}, r'device_lr_size=\[8\] is not \(height, width\)'),
+])
+def test_bad_device_settings_are_refused_naming_the_option(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        InitSettings.check(**kwargs)

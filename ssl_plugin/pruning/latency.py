@@ -15,8 +15,9 @@ from typing import Any, Mapping
 
 import torch
 
-from effsr_core.cost_model import (CostModelError, CostTable, candidate_widths, conv_probe, default_table_path, fastest_widths,
-                                   get_backend, key_difference, predict_latency, table_key, width_latencies)
+from effsr_core.cost_model import (CostModelError, CostTable, candidate_widths, conv_probe, default_table_path,
+                                   fastest_widths, get_backend, key_difference, predict_latency, table_key,
+                                   width_latencies)
 from effsr_core.options import OptionError
 from ssl_plugin.pruning.config import LatencyTarget, PruningConfig
 from ssl_plugin.pruning.interface import PrunableNetwork
