@@ -30,12 +30,13 @@ import torch
 from effsr_core import compat
 from effsr_core.command_line import (build_network, is_video_network, parse_frame_size, parse_image_size,
                                      parse_positive, say)
+from effsr_core.cost_model import CostModelError, CostTable, default_table_path, get_backend, predict_latency
 from effsr_core.profiling.backends import BACKENDS, BackendError, CompiledNetwork, check_backend, compile_network
 from effsr_core.profiling.counting import find_excluded_modules
 from effsr_core.profiling.profiler import ProfileSettings, profile_model
 from effsr_core.profiling.quality import PairedImageFolders, VideoClipFolders
 from effsr_core.profiling.ranking import format_ranking, rank_models
-from effsr_core.profiling.report import build_report, format_table, write_json
+from effsr_core.profiling.report import build_report, format_table, format_versus_first, write_json
 from effsr_core.profiling.scoring import PROTOCOLS, describe, format_scores, score_models
 
 DEFAULT_VIDEO_EXCLUDE = ('spynet',)
@@ -123,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument('--threads', type=parse_positive, metavar='N',
                          help='torch CPU threads (default: torch default)')
     measure.add_argument('--skip', nargs='+', choices=('memory', 'runtime'), default=(), help='measures to skip')
+    measure.add_argument('--predict-latency', action='store_true',
+                         help='also predict each model\'s runtime with the device cost model (eager backend; the '
+                              'table is measured on first use and cached per device key, docs/cost_model.md)')
+    measure.add_argument('--cost-table', metavar='PATH',
+                         help='the cost table file of --predict-latency (default: ~/.cache/effsr/cost_tables/...)')
 
     dataset = parser.add_argument_group('PSNR / SSIM (optional)')
     dataset.add_argument('--dataset-gt', metavar='DIR', help='GT images (image models) or GT clip folders (video)')
@@ -175,8 +181,23 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     problem = check_backend(args.backend, args.device)
     if problem:
         parser.error(f'argument --backend: {problem}')
+    if args.cost_table is not None and not args.predict_latency:
+        parser.error('argument --cost-table: needs --predict-latency')
+    if args.predict_latency and args.backend != 'eager':
+        parser.error(f'argument --predict-latency: the cost model predicts the eager backend, not {args.backend}')
+    if args.predict_latency:
+        try:
+            _cost_table(args)
+        except CostModelError as error:
+            parser.error(f'argument --cost-table: {error}')
     if args.score is not None and 'runtime' in args.skip:
         parser.error('argument --score: the score needs the runtime; do not pass --skip runtime')
+
+
+def _cost_table(args: argparse.Namespace) -> CostTable:
+    """The cost table of --predict-latency: eager NCHW on the chosen device (what the profiler's eager runs)."""
+    backend = get_backend('cuda-eager-nchw' if args.device == 'cuda' else 'eager-nchw')
+    return CostTable.open(backend, args.cost_table or default_table_path(backend))
 
 
 def _make_dataset(parser: argparse.ArgumentParser, args: argparse.Namespace, video: bool):
@@ -300,7 +321,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                                           f'{number}/{len(plans)}')
         except BackendError as error:  # a compiled network whose results differ from eager's
             parser.error(f'argument --backend: {plan.name}: {error}')
+    if args.predict_latency:
+        table = _cost_table(args)
+        for number, (plan, model) in enumerate(zip(plans, models), 1):
+            say(f'[{number}/{len(plans)}] {plan.name}: predicting the latency ({table.backend.name})')
+            prediction = predict_latency(model, plan.shape, table)
+            results[plan.name]['predicted'] = {'ms': prediction.per_frame_ms, 'backend': table.backend.name,
+                                               'table': str(table.path), 'unpriced': list(prediction.unreplayable)}
     print(format_table(results))
+    if len(results) > 1:
+        print(f'\n{format_versus_first(results)}')
     ranking = rank_models(results) if len(results) > 1 else None
     if ranking:
         mixed = '; input sizes differ' if len({plan.size for plan in plans}) > 1 else ''

@@ -191,6 +191,38 @@ def test_cli_profiles_and_ranks_models(tmp_path, capsys):
     assert report['results']['RFDN']['checkpoint'] is None
 
 
+def test_cli_predicts_latency_next_to_the_measured_and_the_speedup_next_to_the_macs(tmp_path, capsys):
+    rfdn = write_rfdn_options(tmp_path / 'rfdn.yml')
+    small = write_rfdn_options(tmp_path / 'small.yml', num_feat=16)
+    table, out = tmp_path / 'tables' / 'cpu.json', tmp_path / 'profile.json'
+    main(['-opt', str(rfdn), '--name', 'RFDN', '--model', f'RFDN-16={small}', '--input-size', '3x32x32',
+          '--device', 'cpu', '--runtime-trials', '1', '--warmup', '0', '--skip', 'memory', '--predict-latency',
+          '--cost-table', str(table), '--json', str(out)])
+    printed = capsys.readouterr().out
+    report = json.loads(out.read_text())
+    for name in ('RFDN', 'RFDN-16'):
+        predicted = report['results'][name]['predicted']
+        assert predicted['ms'] > 0 and predicted['backend'] == 'eager-nchw' and predicted['table'] == str(table)
+    versus = report['versus_first']
+    macs = {name: report['results'][name]['ops']['counted']['macs'] for name in versus}
+    assert versus['RFDN']['speedup'] == pytest.approx(1.0) and versus['RFDN']['mac_reduction'] == pytest.approx(1.0)
+    assert versus['RFDN-16']['mac_reduction'] == pytest.approx(macs['RFDN'] / macs['RFDN-16'])
+    assert 'predicted runtime [ms]' in printed and 'Against RFDN: speed-up' in printed
+    assert table.is_file() and json.loads(table.read_text())['key']['backend'] == 'eager-nchw'
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['--cost-table', 'x.json'], 'argument --cost-table: needs --predict-latency'),
+    (['--predict-latency', '--backend', 'torchscript'], 'argument --predict-latency: the cost model predicts the '
+                                                         'eager backend, not torchscript'),
+])
+def test_cli_refuses_a_prediction_it_cannot_make(tmp_path, capsys, extra, message):
+    rfdn = write_rfdn_options(tmp_path / 'rfdn.yml')
+    with pytest.raises(SystemExit):
+        main(['-opt', str(rfdn), '--input-size', '3x32x32', '--device', 'cpu', *extra])
+    assert message in capsys.readouterr().err
+
+
 def test_cli_records_checkpoints_and_warns_of_psnr_without_one(tmp_path, capsys):
     options = write_rfdn_options(tmp_path / 'rfdn.yml', num_feat=8)
     checkpoint = tmp_path / 'trained.pth'

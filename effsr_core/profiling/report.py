@@ -39,12 +39,14 @@ def build_report(results: Mapping[str, Mapping[str, Any]], ranking: Ranking | No
         score: NTIRE 2024-2026 score section (``effsr_core.profiling.scoring.score_models``), if computed.
 
     Returns:
-        A JSON-ready dict with ``machine``, ``command``, ``results``, ``ranking`` and ``score``.
+        A JSON-ready dict with ``machine``, ``command``, ``results``, ``versus_first`` (speed-up, MAC reduction and
+        prediction error against the first model), ``ranking`` and ``score``.
     """
     return {
         'machine': machine_info(),
         'command': list(sys.argv if argv is None else argv),
         'results': {name: dict(result) for name, result in results.items()},
+        'versus_first': versus_first(results) if results else None,
         'ranking': asdict(ranking) if ranking else None,
         'score': dict(score) if score else None,
     }
@@ -93,11 +95,38 @@ TABLE_ROWS: tuple[tuple[str, tuple[str, ...], Callable[[Any], str]], ...] = (
     ('peak memory [MiB]', ('memory', 'peak_bytes'), _scaled(2 ** 20, 2)),
     ('runtime best [ms]', ('runtime', 'best_ms'), _scaled(1, 2)),
     ('runtime median [ms]', ('runtime', 'median_ms'), _scaled(1, 2)),
+    ('predicted runtime [ms]', ('predicted', 'ms'), _scaled(1, 2)),
     ('runtime device', ('runtime', 'device_name'), str),
     ('threads', ('runtime', 'threads'), str),
     ('PSNR [dB]', ('quality', 'psnr'), _scaled(1, 2)),
     ('SSIM', ('quality', 'ssim'), _scaled(1, 4)),
 )
+
+
+def versus_first(results: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """Per model against the first one: measured speed-up (median runtime), MAC reduction, and the cost model's
+    error (predicted / measured - 1) where both were taken."""
+    first = next(iter(results.values()))
+    base_ms, base_macs = lookup(first, ('runtime', 'median_ms')), lookup(first, ('ops', 'counted', 'macs'))
+    rows = {}
+    for name, result in results.items():
+        ms, macs = lookup(result, ('runtime', 'median_ms')), lookup(result, ('ops', 'counted', 'macs'))
+        predicted = lookup(result, ('predicted', 'ms'))
+        rows[name] = {'speedup': base_ms / ms if base_ms and ms else None,
+                      'mac_reduction': base_macs / macs if base_macs and macs else None,
+                      'prediction_error': predicted / ms - 1 if predicted and ms else None}
+    return rows
+
+
+def format_versus_first(results: Mapping[str, Mapping[str, Any]]) -> str:
+    """The speed-up next to the MAC reduction (and the prediction's error) of every model against the first."""
+    first = next(iter(results))
+    show = lambda value, spec: 'n/a' if value is None else format(value, spec)  # noqa: E731
+    lines = [f'Against {first}: speed-up (median runtime) | MAC reduction | predicted / measured - 1']
+    for name, row in versus_first(results).items():
+        lines.append(f'  {name}: {show(row["speedup"], ".2f")}x | {show(row["mac_reduction"], ".2f")}x | '
+                     f'{show(None if row["prediction_error"] is None else 100 * row["prediction_error"], "+.1f")}%')
+    return '\n'.join(lines)
 
 
 def format_table(results: Mapping[str, Mapping[str, Any]]) -> str:
