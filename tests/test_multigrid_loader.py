@@ -1,6 +1,7 @@
 """The DataLoader rebuild both multigrid adapters share (``effsr_core.data.loader_rebuild``): the new dataset and
 batch sampler, every other setting of the loader the toolbox built (torch's and a subclass's own)."""
 import multiprocessing
+from pathlib import Path
 
 import pytest
 import torch
@@ -81,3 +82,37 @@ def test_both_adapters_keep_pinning_ordering_and_prefetching(workers):
         assert loader_settings(rebuilt) == loader_settings(original)
         assert (rebuilt.pin_memory_device, rebuilt.in_order, rebuilt.prefetch_factor) == (
             'cpu', False, 3 if workers else None)
+
+
+WORKER_TEMP_DIR_SCRIPT = '''
+import multiprocessing, multiprocessing.util
+import torch
+from torch.utils.data import DataLoader, Dataset
+from effsr_core.data.loader_rebuild import rebuild_loader
+
+class TempDirOfTheWorker(Dataset):
+    def __len__(self):
+        return 2
+    def __getitem__(self, index):
+        return multiprocessing.util.get_temp_dir()
+
+context = multiprocessing.get_context('fork')
+original = DataLoader(TempDirOfTheWorker(), batch_size=1, num_workers=1, multiprocessing_context=context)
+rebuilt = rebuild_loader(original, TempDirOfTheWorker(), [[0], [1]])
+seen = {batch[0] for batch in rebuilt}
+print(seen == {multiprocessing.util.get_temp_dir()})
+'''
+
+
+@pytest.mark.slow
+def test_rebuilt_workers_share_the_main_process_temp_dir(tmp_path):
+    """In a fresh interpreter (no temporary folder made yet): the workers of a rebuilt loader use the main process's
+    multiprocessing folder instead of making and removing their own (the pymp-* race of the rebuild)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, '-c', WORKER_TEMP_DIR_SCRIPT], capture_output=True, text=True,
+                            timeout=300, cwd=tmp_path, env={**__import__('os').environ,
+                                                            'PYTHONPATH': str(Path(__file__).parents[1])})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == 'True', result.stdout

@@ -5,10 +5,17 @@ dataset and batches the loader's sampler itself, but must keep what the user con
 pinning (and its device), prefetching, worker seeding, the generator, ordering. The settings are read from the
 loader's own constructor parameters, so a setting a newer torch adds, or a subclass's own (BasicSR's
 ``PrefetchDataLoader.num_prefetch_queue``), is carried over too. Framework-free (torch only).
+
+A loader with workers is rebuilt with multiprocessing's temporary folder made first in this (the main) process, so
+that its forked workers share it instead of each making and removing its own ``pymp-*`` folder at exit: a worker
+that passes a batch's shared memory through multiprocessing's resource sharer keeps a socket in that folder, and its
+removal raced with the socket (``OSError: [Errno 39] Directory not empty: '.../pymp-...'`` when the old loader's
+workers shut down at the rebuild). The main process removes the shared folder at exit.
 """
 from __future__ import annotations
 
 import inspect
+import multiprocessing.util
 from typing import Any
 
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -34,4 +41,6 @@ def loader_settings(loader: DataLoader) -> dict[str, Any]:
 def rebuild_loader(loader: DataLoader, dataset: Dataset, batch_sampler: Sampler) -> DataLoader:
     """A loader of ``loader``'s class reading ``dataset`` in the batches of ``batch_sampler``, with every other
     setting of ``loader``."""
+    if getattr(loader, 'num_workers', 0) > 0:
+        multiprocessing.util.get_temp_dir()  # made here, inherited by the workers (see the module docstring)
     return type(loader)(dataset=dataset, batch_sampler=batch_sampler, **loader_settings(loader))
