@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from effsr_core.cost_model import get_backend, trace_network
+from effsr_core.cost_model import CostTable, get_backend, predict_latency, trace_network
 from effsr_core.profiling.report import machine_info
 from effsr_core.profiling.timing import interleaved_runtimes
 from ssl_plugin.archs import SSLBasicVSR
@@ -89,6 +89,12 @@ def main(argv=None) -> None:
     shape = (1, args.frames, 3, h, w)
     prepared = {key: backend.prepare(net.eval()) for key, net in networks.items()}
     gmacs = {key: conv_gmacs(net, shape, backend) for key, net in prepared.items()}
+    table = CostTable.open(backend, table_path)
+    where = {}  # where the predicted time goes, per op, in ms per frame
+    for key, net in prepared.items():
+        prediction = predict_latency(net, shape, table)
+        where[key] = {op.rsplit('.', 1)[-1]: ms / prediction.frames for op, ms in
+                      sorted(prediction.by_op.items(), key=lambda item: -item[1])[:6]}
     inputs = torch.rand(shape, generator=torch.Generator().manual_seed(args.seed)).to(backend.torch_device)
     print(f'[{time.time() - started:.0f}s] timing {len(prepared)} networks, {args.rounds} rounds', flush=True)
     measured = interleaved_runtimes(prepared, inputs, args.rounds, frames=args.frames)
@@ -102,7 +108,7 @@ def main(argv=None) -> None:
                      'speedup': dense_ms / ms, 'mac_reduction': dense_gmacs / gmacs[key],
                      'ms_per_gmac': ms / gmacs[key], 'ratio': None if plan is None else plan.ratio,
                      'target_speedup': latency.get('speedup'), 'predicted_speedup': latency.get('predicted_speedup'),
-                     'predicted_ms': latency.get('predicted_ms')}
+                     'predicted_ms': latency.get('predicted_ms'), 'predicted_top_ops_ms': where[key]}
         rows[key]['speedup_over_mac_reduction'] = rows[key]['speedup'] / rows[key]['mac_reduction']
     report = {'machine': machine_info(), 'command': [sys.executable, *sys.argv], 'backend': args.backend,
               'lr_size': [h, w], 'frames': args.frames, 'rounds': args.rounds, 'seed': args.seed,
@@ -128,6 +134,9 @@ def markdown(report: dict) -> str:
                      f'{fmt(row["predicted_speedup"], ".2f", "x")} | {row["measured_ms"]:.0f} | '
                      f'{row["speedup"]:.2f}x | {row["mac_reduction"]:.2f}x | {row["speedup_over_mac_reduction"]:.2f} | '
                      f'{row["ms_per_gmac"]:.1f} |')
+    lines += ['', 'Where the predicted time goes (ms per frame, the six largest ops; cost table above):', '']
+    for key, row in report['networks'].items():
+        lines.append(f'- {key}: ' + ', '.join(f'{op} {ms:.1f}' for op, ms in row['predicted_top_ops_ms'].items()))
     return '\n'.join(lines) + '\n'
 
 
