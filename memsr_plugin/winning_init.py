@@ -22,8 +22,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from effsr_core.cost_model import (CostModelError, CostTable, candidate_widths, conv_probe, default_table_path,
-                                   fastest_widths, get_backend, width_latencies)
+from effsr_core.cost_model import CostModelError, CostTable, default_table_path, get_backend, layer_width_choice
 from effsr_core.options import OptionError
 from memsr_plugin.archs import PlainConvSR, body_length
 from memsr_plugin.conversion import merges as m
@@ -91,9 +90,8 @@ def device_widths(settings: InitSettings, timer=None) -> Callable[[int, int], in
 
     def width_on_device(width: int, channels: int) -> int:
         if channels not in choices:
-            widths = candidate_widths(channels, settings.device_step)
-            shape = (1, channels, *settings.device_lr_size)
-            choices[channels] = fastest_widths(width_latencies(conv_probe(channels), widths, shape, table))
+            choices[channels] = layer_width_choice(table, channels, channels, settings.device_step,
+                                                   settings.device_lr_size)
         return choices[channels][width]
     return width_on_device
 

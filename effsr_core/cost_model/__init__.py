@@ -11,10 +11,12 @@ from effsr_core.cost_model.device_key import (BACKENDS, CostBackend, CostModelEr
                                               table_key)
 from effsr_core.cost_model.prediction import (NetworkTrace, Prediction, frames_of, predict_calls, predict_latency,
                                               trace_network)
-from effsr_core.cost_model.staircase import candidate_widths, conv_probe, fastest_widths, width_latencies
+from effsr_core.cost_model.staircase import (candidate_widths, conv_probe, fastest_widths, layer_width_choice,
+                                             width_latencies)
 from effsr_core.cost_model.table import CostTable, Timer, default_table_path, time_call
 
 __all__ = ['BACKENDS', 'CallRecorder', 'CostBackend', 'CostModelError', 'CostTable', 'NetworkTrace', 'OpCall',
            'Prediction', 'Timer', 'UnreplayableCall', 'candidate_widths', 'conv_fields', 'conv_probe',
-           'default_table_path', 'fastest_widths', 'frames_of', 'get_backend', 'key_difference', 'predict_calls',
-           'predict_latency', 'replay_arguments', 'table_key', 'time_call', 'trace_network', 'width_latencies']
+           'default_table_path', 'fastest_widths', 'frames_of', 'get_backend', 'key_difference', 'layer_width_choice',
+           'predict_calls', 'predict_latency', 'replay_arguments', 'table_key', 'time_call', 'trace_network',
+           'width_latencies']

@@ -49,3 +49,11 @@ def conv_probe(channels: int, kernel_size: int = 3) -> callable:
         return nn.Sequential(nn.Conv2d(channels, width, kernel_size, padding=padding),
                              nn.Conv2d(width, channels, kernel_size, padding=padding))
     return build
+
+
+def layer_width_choice(table: CostTable, channels: int, size: int, step: int, lr_size) -> dict[int, int]:
+    """For every width up to ``size`` of a layer between layers of ``channels`` at ``lr_size`` (height, width), the
+    width to use on ``table``'s device: ``fastest_widths`` over the ``candidate_widths`` of ``step``, measured on
+    ``conv_probe``."""
+    widths = candidate_widths(size, step)
+    return fastest_widths(width_latencies(conv_probe(channels), widths, (1, channels, *lr_size), table))

@@ -15,9 +15,8 @@ from typing import Any, Mapping
 
 import torch
 
-from effsr_core.cost_model import (CostModelError, CostTable, candidate_widths, conv_probe, default_table_path,
-                                   fastest_widths, get_backend, key_difference, predict_latency, table_key,
-                                   width_latencies)
+from effsr_core.cost_model import (CostModelError, CostTable, default_table_path, get_backend, key_difference,
+                                   layer_width_choice, predict_latency, table_key)
 from effsr_core.options import OptionError
 from ssl_plugin.pruning.config import LatencyTarget, PruningConfig
 from ssl_plugin.pruning.interface import PrunableNetwork
@@ -51,9 +50,7 @@ class LatencyModel:
     def width_choice(self, channels: int, size: int) -> dict[int, int]:
         """For every kept count of a group of ``size`` units between layers of ``channels``, the count to keep: the
         fastest width of its step (candidates: multiples of ``step``)."""
-        probe_shape = (1, channels, *self.target.lr_size)
-        widths = candidate_widths(size, self.target.step)
-        return fastest_widths(width_latencies(conv_probe(channels), widths, probe_shape, self.table))
+        return layer_width_choice(self.table, channels, size, self.target.step, self.target.lr_size)
 
 
 def _predicted(net: PrunableNetwork, model: LatencyModel, ranked: Mapping[str, list[int]],
