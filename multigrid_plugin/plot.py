@@ -1,7 +1,7 @@
 """A picture of a multigrid schedule: LR patch size, frames and learning rate per iteration (framework-free)."""
 from __future__ import annotations
 
-from effsr_core.checkpoints import atomic_write
+from effsr_core.plotting import figure
 from multigrid_plugin.lr_schedule import multigrid_lr
 from multigrid_plugin.options import MultigridSettings
 from multigrid_plugin.schedule import MultigridSchedule
@@ -24,11 +24,6 @@ def plot_schedule(settings: MultigridSettings, png_path: str, base_lr: float | N
     The iterations before the schedule starts (``settings.offset``) are left out; the x axis counts training
     iterations. The file is replaced atomically. Returns ``png_path``.
     """
-    import matplotlib
-
-    matplotlib.use('Agg')
-    from matplotlib import pyplot as plt
-
     schedule, offset = settings.schedule, settings.offset
     iterations = plotted_iterations(schedule)
     x = [offset + i for i in iterations]
@@ -38,16 +33,12 @@ def plot_schedule(settings: MultigridSettings, png_path: str, base_lr: float | N
         panels.append(('learning rate', [multigrid_lr(schedule, i, base_lr, settings.eta_min, settings.warmup_iter,
                                                       settings.form, settings.spatial_lr_factors)
                                          for i in iterations]))
-    fig, axes = plt.subplots(len(panels), 1, sharex=True, figsize=(6, 1.8 * len(panels) + 0.6), dpi=120)
-    for ax, (label, values) in zip(axes, panels):
-        ax.plot(x, values, drawstyle='steps-post' if label != 'learning rate' else 'default')
-        ax.set_ylabel(label)
-        for stage in schedule.stages[1:]:
-            ax.axvline(offset + stage.first_iter, color='0.8', linewidth=0.8)
-    axes[-1].set_xlabel('iteration')
-    axes[0].set_title(f'Multigrid schedule: {schedule.num_stages} stages ({schedule.order}, {schedule.mode})')
-    fig.tight_layout()
-    with atomic_write(png_path) as f:
-        fig.savefig(f, format='png')
-    plt.close(fig)
+    with figure(png_path, len(panels), 1, sharex=True, figsize=(6, 1.8 * len(panels) + 0.6), dpi=120) as (_, axes):
+        for ax, (label, values) in zip(axes, panels):
+            ax.plot(x, values, drawstyle='steps-post' if label != 'learning rate' else 'default')
+            ax.set_ylabel(label)
+            for stage in schedule.stages[1:]:
+                ax.axvline(offset + stage.first_iter, color='0.8', linewidth=0.8)
+        axes[-1].set_xlabel('iteration')
+        axes[0].set_title(f'Multigrid schedule: {schedule.num_stages} stages ({schedule.order}, {schedule.mode})')
     return png_path

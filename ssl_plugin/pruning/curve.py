@@ -7,6 +7,7 @@ import os
 
 from effsr_core.checkpoints import atomic_write
 from effsr_core.distributed import is_main_process
+from effsr_core.plotting import figure
 
 
 class FactorCurve:
@@ -48,22 +49,13 @@ class FactorCurve:
         rows = self.rows()
         if not rows or not is_main_process():
             return None
-        import matplotlib
-
-        matplotlib.use('Agg')
-        from matplotlib import pyplot as plt
-
         png_path = png_path or os.path.splitext(self.csv_path)[0] + '.png'
         iters = [r['iter'] for r in rows]
-        fig, ax = plt.subplots(figsize=(5, 3.4), dpi=120)
-        ax.plot(iters, [r['gamma_kept'] for r in rows], label='kept')
-        ax.plot(iters, [r['gamma_pruned'] for r in rows], label='pruned')
-        ax.set_xlabel('iteration')
-        ax.set_ylabel('mean |scaling factor|')
-        ax.set_title('Sparsity-inducing regularisation')
-        ax.legend()
-        fig.tight_layout()
-        with atomic_write(png_path) as f:
-            fig.savefig(f, format='png')
-        plt.close(fig)
+        with figure(png_path, figsize=(5, 3.4), dpi=120) as (fig, ax):
+            ax.plot(iters, [r['gamma_kept'] for r in rows], label='kept')
+            ax.plot(iters, [r['gamma_pruned'] for r in rows], label='pruned')
+            ax.set_xlabel('iteration')
+            ax.set_ylabel('mean |scaling factor|')
+            ax.set_title('Sparsity-inducing regularisation')
+            ax.legend()
         return png_path
