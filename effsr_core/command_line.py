@@ -4,7 +4,9 @@ arguments and the network they name, progress lines."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from torch import nn
 
@@ -55,6 +57,28 @@ def parse_tolerance(text: str) -> float:
     if not value > 0 or value == float('inf'):
         raise argparse.ArgumentTypeError(f'expected a number > 0 such as 1e-4, got {text!r}')
     return value
+
+
+def output_file_problem(path: str, suffix: str | None = None) -> str | None:
+    """Why the file ``path`` cannot be written (a folder, a name ending in a slash, a missing parent folder, another
+    suffix than ``suffix``), or None: for the refusal before any work."""
+    if path.endswith(('/', os.sep)):
+        return f'{path} names a folder (it ends with a slash); give a file name'
+    if Path(path).is_dir():
+        return f'{path} is a folder; give a file name'
+    if suffix is not None and not path.lower().endswith(suffix):
+        return f'{path} does not end in {suffix}'
+    if not Path(path).parent.is_dir():
+        return f'folder not found: {Path(path).parent} (create it first)'
+    return None
+
+
+def check_output_file(parser: argparse.ArgumentParser, option: str, path: str | None,
+                      suffix: str | None = None) -> None:
+    """``parser.error`` naming ``option`` when the file ``path`` (None: not asked for) cannot be written."""
+    problem = None if path is None else output_file_problem(path, suffix)
+    if problem:
+        parser.error(f'argument {option}: {problem}')
 
 
 def say(message: str) -> None:

@@ -25,8 +25,8 @@ from typing import Sequence
 import torch
 
 from effsr_core import compat
-from effsr_core.command_line import (add_network_arguments, build_network, is_video_network, parse_frame_size,
-                                     parse_image_size, parse_positive, parse_tolerance, say)
+from effsr_core.command_line import (add_network_arguments, build_network, check_output_file, is_video_network,
+                                     parse_frame_size, parse_image_size, parse_positive, parse_tolerance, say)
 from effsr_core.exporting import (DEFAULT_OPSET, DEFAULT_TOLERANCE, FORMATS, MAX_OPSET, MIN_OPSET, ExportError,
                                   ExportReport, export_and_verify)
 
@@ -97,14 +97,10 @@ def _check_files(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
     ONNX Runtime."""
     if not Path(args.checkpoint).is_file():
         parser.error(f'argument --checkpoint: file not found: {args.checkpoint}')
-    output = Path(args.output)
-    if args.output.endswith(('/', os.sep)):
+    if args.output.endswith(('/', os.sep)):  # the one refusal that can suggest a name
         parser.error(f'argument --output: {args.output} names a folder (it ends with a slash); give a file name, '
                      f'e.g. {args.output}{Path(args.options).stem}.{"onnx" if args.format == "onnx" else "pt"}')
-    if output.is_dir():
-        parser.error(f'argument --output: {args.output} is a folder; give a file name')
-    if not output.parent.is_dir():
-        parser.error(f'argument --output: folder not found: {output.parent} (create it first)')
+    check_output_file(parser, '--output', args.output)
     if args.format == 'onnx' and importlib.util.find_spec('onnxruntime') is None:
         parser.error('argument --format: onnx is verified with ONNX Runtime, which is not installed '
                      '(bash scripts/setup_env.sh installs the pinned onnxruntime)')

@@ -9,13 +9,16 @@ Usage::
         [--skip memory runtime] [--dataset-gt DIR --dataset-lq DIR [--dataset-template {}x4]
         [--dataset-clips 000 011] [--dataset-frames N]] [--crop-border 4] [--test-y-channel] [--allow-mixed-sizes]
         [--score ntire2024|ntire2025|ntire2026 [--score-baseline NAME]] [--json out.json]
+        [--plot out.png [--plot-baseline NAME]]
 
 Video models (a BasicSR ``model_type`` deriving from VideoBaseModel, an MMagic ``model.type`` with 'VSR', or
 ``--video``) get a
 (1, frames, c, h, w) input and report per-frame numbers with the sub-modules named ``spynet`` counted apart. Models
 given different input sizes are ranked together only with ``--allow-mixed-sizes``; progress lines go to stderr.
 ``--backend`` times the networks (and measures their memory) under TorchScript, ONNX Runtime or OpenVINO instead of
-PyTorch eager; every network is converted and checked against eager before the first measurement.
+PyTorch eager; every network is converted and checked against eager before the first measurement. ``--plot``
+draws every model's costs (and PSNR) against a baseline model (``effsr_core.profiling.plot``, whose command line
+``python -m effsr_core.profiling.plot out.json --plot out.png`` redraws a JSON report without measuring again).
 """
 from __future__ import annotations
 
@@ -28,11 +31,12 @@ from typing import Sequence
 import torch
 
 from effsr_core import compat
-from effsr_core.command_line import (build_network, is_video_network, parse_frame_size, parse_image_size,
-                                     parse_positive, say)
+from effsr_core.command_line import (build_network, check_output_file, is_video_network, parse_frame_size,
+                                     parse_image_size, parse_positive, say)
 from effsr_core.cost_model import CostModelError, CostTable, default_table_path, get_backend, predict_latency
 from effsr_core.profiling.backends import BACKENDS, BackendError, CompiledNetwork, check_backend, compile_network
 from effsr_core.profiling.counting import find_excluded_modules
+from effsr_core.profiling.plot import baseline_problem, plot_comparison
 from effsr_core.profiling.profiler import ProfileSettings, profile_model
 from effsr_core.profiling.quality import PairedImageFolders, VideoClipFolders
 from effsr_core.profiling.ranking import format_ranking, rank_models
@@ -152,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a profiled model whose measured figures are the --score baseline (recommended: the "
                              "year's official runtime was measured on another GPU; default: the official figures)")
     output.add_argument('--json', metavar='PATH', help='write the report as JSON here')
+    output.add_argument('--plot', metavar='FILE.png',
+                        help='also draw the models against a baseline: costs as model / baseline, PSNR difference '
+                             '(its folder must exist)')
+    output.add_argument('--plot-baseline', metavar='NAME',
+                        help='the profiled model the --plot divides by (default: the first model)')
     return parser
 
 
@@ -178,6 +187,15 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     if args.score_baseline is not None and args.score_baseline not in names:
         parser.error(f'argument --score-baseline: no profiled model is named {args.score_baseline!r} '
                      f'(models: {", ".join(names)})')
+    if args.plot_baseline is not None and args.plot is None:
+        parser.error('argument --plot-baseline: needs --plot')
+    if args.plot is not None:
+        check_output_file(parser, '--plot', args.plot, '.png')
+        if len(names) < 2:
+            parser.error('argument --plot: a comparison needs two models or more')
+        problem = baseline_problem(names, args.plot_baseline)
+        if problem:
+            parser.error(f'argument --plot-baseline: {problem}')
     problem = check_backend(args.backend, args.device)
     if problem:
         parser.error(f'argument --backend: {problem}')
@@ -344,6 +362,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = [*parser.prog.split(), *(sys.argv[1:] if argv is None else argv)]
         write_json(build_report(results, ranking, command, score), args.json)
         print(f'\nWrote {args.json}')
+    if args.plot:
+        plot_comparison(results, args.plot, args.plot_baseline)
+        print(f'\nWrote {args.plot}')
     return 0
 
 

@@ -37,7 +37,7 @@ profile() {  # 2 frames at one LR size; no extra warm-up forward: the peak-memor
     --lr-size 180x320 --frames 2 --warmup 0 \
     --dataset-gt data/offline/video_sr/train_sharp --dataset-lq data/offline/video_sr/train_sharp_bicubic/X4 \
     --dataset-clips 000 --dataset-frames 20 --crop-border 0 \
-    --json results/main_job_profile.json
+    --json results/main_job_profile.json --plot results/main_job_profile.png
 }
 
 memsr() {  # teacher -> exact plain form -> winning initialisation -> distillation -> profile of the three
@@ -49,12 +49,13 @@ memsr() {  # teacher -> exact plain form -> winning initialisation -> distillati
   $PY -m memsr_plugin.init -opt $teacher --checkpoint $weights --theta 0.14 --output $made \
     --distill-options options/basicsr/memsr/demo_MemSR_distill_x4_offline.yml
   $PY -m effsr_core.train -opt $made/demo_MemSR_distill_x4_offline.yml
+  mkdir -p results
   $PY -m effsr_core.profile --model EDSR-teacher=$teacher:$weights \
     --model plain-equivalent=$made/demo_EDSR_teacher_x4_plain.yml:$made/demo_EDSR_teacher_x4_plain.pth \
     --model MemSR-student=$made/demo_MemSR_distill_x4_offline.yml:experiments/demo_MemSR_distill_x4_offline/models/net_g_latest.pth \
     --input-size 3x180x320 --warmup 0 \
     --dataset-gt data/offline/image_sr/val/HR --dataset-lq data/offline/image_sr/val/LR_bicubic/X4 \
-    --json results/main_job_memsr_profile.json
+    --json results/main_job_memsr_profile.json --plot results/main_job_memsr_profile.png
 }
 
 step environment "environment" bash scripts/setup_env.sh
@@ -69,7 +70,7 @@ step multigrid "multigrid training of a small BasicVSR (BasicSR VideoRecurrentMo
 step memsr "MemSR: EDSR teacher -> exact plain form -> initialised, distilled plain student; profile of the three" \
   memsr
 
-echo; echo "=== [main job $(( $(date +%s) - start ))s] done: experiments/, tb_logger/, results/main_job_profile.json and results/main_job_memsr_profile.json"
+echo; echo "=== [main job $(( $(date +%s) - start ))s] done: experiments/, tb_logger/, results/main_job_profile.{json,png} and results/main_job_memsr_profile.{json,png}"
 echo; echo "Time per step (wall clock, OMP_NUM_THREADS=$OMP_NUM_THREADS):"
 printf '  %-12s %5s\n' step seconds
 for entry in "${step_times[@]}"; do

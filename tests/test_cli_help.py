@@ -30,7 +30,8 @@ def load_parser(source: str) -> argparse.ArgumentParser:
                                     'effsr_core.data.make_offline_data', 'effsr_core.data.meta_info',
                                     'scripts/make_ssl_options.py',
                                     'scripts/make_multigrid_options.py', 'scripts/make_memsr_options.py',
-                                    'scripts/make_docs.py', 'memsr_plugin.init', 'memsr_plugin.convert'])
+                                    'scripts/make_docs.py', 'memsr_plugin.init', 'memsr_plugin.convert',
+                                    'ssl_plugin.show_plan'])
 def test_help_lists_every_option_with_a_help_line_and_an_example(source):
     command = [source] if source.endswith('.py') else ['-m', source.removesuffix('.__main__')]
     parser = load_parser(source)

@@ -399,3 +399,101 @@ def test_psnr_ssim_match_basicsr_on_bicubic_upsampling(tmp_path):
     assert result.items == 1
     assert result.psnr == pytest.approx(calculate_psnr(output, gt, crop_border=4), abs=1e-9)
     assert result.ssim == pytest.approx(calculate_ssim(output, gt, crop_border=4), abs=1e-9)
+
+
+def fake_result(ms, params, macs, activations, memory=None, psnr=None, predicted=None):
+    """A profile result dict with only the measures the comparison plot reads."""
+    return {'input_shape': [1, 3, 32, 32], 'runtime': {'median_ms': ms, 'device_name': 'CPU X', 'threads': 2},
+            'params': {'counted': params}, 'ops': {'counted': {'macs': macs, 'activations': activations}},
+            'memory': None if memory is None else {'peak_bytes': memory},
+            'quality': None if psnr is None else {'psnr': psnr},
+            'predicted': None if predicted is None else {'ms': predicted}}
+
+
+def test_plot_normalises_every_measure_by_the_baseline():
+    from effsr_core.profiling.plot import describe_setting, format_ratio, normalised_measures, psnr_differences
+
+    results = {'A': fake_result(8.0, 400, 1000, 64, memory=2048, psnr=30.5),
+               'B': fake_result(2.0, 100, 250, 16, psnr=30.0)}
+    # no model was predicted: left out; B has no memory: None for B
+    assert normalised_measures(results) == {
+        'runtime': {'A': 1.0, 'B': 0.25}, 'params': {'A': 1.0, 'B': 0.25}, 'MACs': {'A': 1.0, 'B': 0.25},
+        'activations': {'A': 1.0, 'B': 0.25}, 'peak memory': {'A': 1.0, 'B': None}}
+    assert normalised_measures(results, 'B') == {
+        'runtime': {'A': 4.0, 'B': 1.0}, 'params': {'A': 4.0, 'B': 1.0}, 'MACs': {'A': 4.0, 'B': 1.0},
+        'activations': {'A': 4.0, 'B': 1.0}}  # the baseline has no memory: nothing to divide by
+    assert psnr_differences(results) == {'A': 0.0, 'B': -0.5}
+    assert psnr_differences(results, 'B') == {'A': 0.5, 'B': 0.0}
+    assert psnr_differences({'A': fake_result(1.0, 1, 1, 1), 'B': fake_result(1.0, 1, 1, 1, psnr=30.0)}) == {}
+    with pytest.raises(ValueError, match="no model is named 'C' \\(models: A, B\\)"):
+        normalised_measures(results, 'C')
+    assert [format_ratio(value) for value in (0.4213, 1.0, 12.34, 0.0421)] == ['0.42x', '1.00x', '12x', '0.042x']
+    assert describe_setting(results) == 'input 3x32x32; CPU X, 2 threads'
+
+
+def test_cli_plots_the_models_and_redraws_the_json_report(tmp_path, capsys):
+    from effsr_core.profiling import plot
+
+    large = write_rfdn_options(tmp_path / 'large.yml', num_feat=16)
+    small = write_rfdn_options(tmp_path / 'small.yml', num_feat=8)
+    out, png = tmp_path / 'profile.json', tmp_path / 'profile.png'
+    main(['--model', f'RFDN-16={large}', '--model', f'RFDN-8={small}', '--input-size', '3x32x32', '--device', 'cpu',
+          '--runtime-trials', '1', '--warmup', '0', '--skip', 'memory', '--json', str(out), '--plot', str(png)])
+    assert f'Wrote {png}' in capsys.readouterr().out
+    assert png.read_bytes()[:4] == b'\x89PNG'
+
+    redrawn = tmp_path / 'redrawn.png'
+    assert plot.main([str(out), '--plot', str(redrawn), '--plot-baseline', 'RFDN-8']) == 0
+    assert f'Wrote {redrawn}' in capsys.readouterr().out
+    assert redrawn.read_bytes()[:4] == b'\x89PNG'
+    ratios = plot.normalised_measures(read_json(out)['results'], 'RFDN-8')
+    assert set(ratios) == {'runtime', 'params', 'MACs', 'activations'}  # no memory, no prediction
+    assert ratios['params']['RFDN-8'] == 1.0 and ratios['params']['RFDN-16'] > 1
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['--plot', '{tmp}/missing/p.png'], "argument --plot: folder not found: {tmp}/missing (create it first)"),
+    (['--plot', '{tmp}/p.jpg'], "argument --plot: {tmp}/p.jpg does not end in .png"),
+    (['--plot', '{tmp}/p.png', '--plot-baseline', 'C'], "argument --plot-baseline: no model is named 'C' "
+                                                        "(models: A, B)"),
+    (['--plot-baseline', 'A'], 'argument --plot-baseline: needs --plot'),
+])
+def test_cli_refuses_a_plot_it_cannot_draw_before_building(tmp_path, capsys, extra, message):
+    options = write_rfdn_options(tmp_path / 'rfdn.yml', num_feat=8)
+    out = tmp_path / 'profile.json'
+    with pytest.raises(SystemExit) as exit_info:
+        main(['--model', f'A={options}', '--model', f'B={options}', '--input-size', '3x32x32', '--device', 'cpu',
+              '--json', str(out), *(argument.format(tmp=tmp_path) for argument in extra)])
+    errors = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message.format(tmp=tmp_path) in errors
+    assert 'building' not in errors and sorted(path.name for path in tmp_path.iterdir()) == ['rfdn.yml']
+
+
+def test_plot_cli_refuses_what_is_not_a_profiler_report(tmp_path, capsys):
+    from effsr_core.profiling import plot
+
+    report, png = tmp_path / 'report.json', tmp_path / 'p.png'
+    report.write_text(json.dumps({'rows': []}))
+    two = tmp_path / 'two.json'
+    two.write_text(json.dumps({'results': {'A': fake_result(2.0, 4, 4, 4), 'B': fake_result(1.0, 2, 2, 2)}}))
+    svg = tmp_path / 'p.svg'
+    cases = [([str(report), '--plot', str(png)], f"argument REPORT: '{report}' is not a profiler report"),
+             ([str(tmp_path / 'none.json'), '--plot', str(png)], 'argument REPORT: no such file'),
+             ([str(two), '--plot', str(svg)], f"argument --plot: {svg} does not end in .png"),
+             ([str(two), '--plot', str(png), '--plot-baseline', 'C'], 'argument --plot-baseline: no model is named')]
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            plot.main(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not png.exists() and not svg.exists()
+
+
+@pytest.mark.slow
+def test_a_profile_without_plot_never_imports_matplotlib():
+    import subprocess
+    import sys
+
+    code = ("import sys, effsr_core.profile, effsr_core.profiling.plot; "
+            "print(sorted(name for name in sys.modules if name.split('.')[0] == 'matplotlib'))")
+    finished = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
+    assert finished.stdout.strip() == '[]'

@@ -2,8 +2,8 @@
 
 One module per measure: ``counting`` (parameters, MACs/FLOPs, NTIRE FLOPs, activations, #conv), ``memory`` (peak
 memory), ``timing`` (best-of-trials runtime), ``quality`` (PSNR / SSIM over a dataset), ``ranking`` (NTIRE sum of
-ranks), ``scoring`` (NTIRE 2024-2026 score) and ``report`` (table and JSON); ``profiler`` runs them on one network
-(networks are built from options files by ``effsr_core.networks``).
+ranks), ``scoring`` (NTIRE 2024-2026 score), ``report`` (table and JSON) and ``plot`` (the comparison as a PNG);
+``profiler`` runs them on one network (networks are built from options files by ``effsr_core.networks``).
 """
 from effsr_core.profiling.counting import OpCount, OpReport, ParamCount, count_ops, count_parameters
 from effsr_core.profiling.memory import MemoryResult, measure_peak_memory
