@@ -102,17 +102,22 @@ class SSLPruningLifecycle:
         return regularising
 
     def needs_pruning(self, iteration: int, net: nn.Module) -> bool:
-        """Whether ``net`` is to be pruned at ``iteration``; at the first iteration of a run (a resumed one holds
-        the checkpoint's plan by then), says so when the plan's latency was predicted for another device."""
+        """Whether ``net`` is to be pruned at ``iteration``; the first call of a run (a resumed one holds the
+        checkpoint's plan by then) also names another device the plan's latency was predicted for."""
         if not self._device_checked:
             self._device_checked = True
-            plan = net.plan or net.pending_plan
-            record = None if plan is None else plan.extra.get('latency')
-            difference = other_device(record)
-            if difference:
-                self.log(f'SSL: the plan\'s latency ({record["target"]}) was predicted for another device or '
-                         f'version ({difference}); the plan is kept, its latency here may differ.')
+            self.say_if_other_device(net)
         return net.plan is None and self.config.phase(iteration) == 'finetune'
+
+    def say_if_other_device(self, net: nn.Module) -> None:
+        """Log one line when the latency of ``net``'s plan (made or pending) was predicted for another device,
+        thread count, backend or library version than this one; the plan is kept."""
+        plan = net.plan or net.pending_plan
+        record = None if plan is None else plan.extra.get('latency')
+        difference = other_device(record)
+        if difference:
+            self.log(f'SSL: the plan\'s latency ({record["target"]}) was predicted for another device or '
+                     f'version ({difference}); the plan is kept, its latency here may differ.')
 
     def prune(self, net: nn.Module, twins: tuple[nn.Module, ...] = ()) -> tuple[nn.Module, ...]:
         """The compact network for ``net``'s pending plan (SpyNet trainable again), and compact copies of

@@ -124,3 +124,24 @@ def test_a_table_of_another_key_is_refused_and_another_device_is_named(tmp_path,
     model.table.save()
     with pytest.raises(OptionError, match=r'pruning.latency.table: cost table .* another key \(threads 64 ->'):
         open_latency_model(config.latency)
+
+
+def test_a_run_says_once_that_its_plan_was_predicted_for_another_device(tmp_path, network):
+    from ssl_plugin.lifecycle import SSLPruningLifecycle
+    from ssl_plugin.pruning.plan import PruningPlan
+
+    config = PruningConfig(latency=_target(tmp_path))
+    model = LatencyModel(config.latency, timer=staircase_timer)
+    plan = StructuredPruner(config, model).select(network)
+    moved = PruningPlan.coerce(dict(plan.to_dict(), extra=dict(
+        plan.extra, latency=dict(plan.extra['latency'], key=dict(model.table.key, threads=64)))))
+    lines = []
+    lifecycle = SSLPruningLifecycle({'latency': {'speedup': 2.0, 'lr_size': [16, 16], 'frames': 2, 'step': 1,
+                                                 'table': str(tmp_path / 'table.json')}},
+                                    str(tmp_path / 'teacher.pth'), str(tmp_path / 'curve.csv'), log=lines.append)
+    compact = network.pruned(moved)
+    assert not lifecycle.needs_pruning(5000, compact) and not lifecycle.needs_pruning(5001, compact)
+    assert len(lines) == 1 and 'predicted for another device or version (threads 64 ->' in lines[0]
+    here = network.pruned(plan)
+    lifecycle.say_if_other_device(here)  # predicted on this machine: nothing to say
+    assert len(lines) == 1
