@@ -8,15 +8,20 @@
    (uniformly narrower, trained from scratch for pretraining + regularisation + fine-tuning iterations); as the
    reference, the unpruned network trained on for the regularisation + fine-tuning iterations (dense+FT).
 3. PSNR / SSIM (RGB, no border crop) on the four REDS4-style validation clips (all 100 frames), averaged over seeds.
+4. The latency of every network (its first seed's checkpoint; SpyNet included) at LR 180x320, 2 frames per forward,
+   in interleaved rounds after all training (``--latency-rounds``), and the paper's Fig. 4: PSNR against MACs and
+   against measured latency (``ssl_quality_cpu.png``; ``--redraw`` draws it again from the results file).
 
 Finished runs (and their scores) in the work folder are reused when their options are unchanged.
 
-    python benchmarks/ssl_quality.py [--seeds 0 1 2] [--quick]   # writes benchmarks/results/ssl_quality_cpu.{json,md}
+    python benchmarks/ssl_quality.py [--seeds 0 1 2] [--quick]  # benchmarks/results/ssl_quality_cpu.{json,md,png}
+    python benchmarks/ssl_quality.py --redraw                    # the PNG again from the committed JSON
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 import time
 from pathlib import Path
@@ -26,6 +31,7 @@ import yaml
 from training_runs import REPO, evaluated, prepare_workdir, run, seed_summary, video_quality, write_report_files
 
 RESULTS = Path(__file__).parent / 'results'
+LATENCY_LR_SIZE, LATENCY_FRAMES = (180, 320), 2
 TEMPLATE = REPO / 'options/basicsr/ssl/demo_SSL_BasicVSR_tiny_offline.yml'
 #: SSL+TF-w<x>: Temporal Finetuning with loss_weight x (Eq. 6's norms dwarf Charbonnier at weight 1);
 #: SSL-group-mean: pixel-shuffle groups scored per filter (pruning.group_score: mean), no TF, to compare with SSL.
@@ -126,14 +132,74 @@ def matched_lite_width(target_gmacs: float) -> int:
     return min(cost, key=lambda width: abs(cost[width] - target_gmacs))
 
 
+def measure_latency(workdir: Path, results: dict, rounds: int) -> dict:
+    """ms per frame of each network (its first run's checkpoint, SpyNet included), in interleaved rounds."""
+    from effsr_core.networks import build_model_from_options
+    from effsr_core.profiling.timing import interleaved_runtimes
+
+    networks = {}
+    for variant, runs in results.items():
+        name = 'pretrain_BasicVSR_32x4' if variant == 'pretrained (dense)' else runs[0]['name']
+        checkpoint = workdir / 'experiments' / name / 'models' / 'net_g_latest.pth'
+        networks[variant] = build_model_from_options(workdir / f'{name}.yml', checkpoint).eval()
+    inputs = torch.rand(1, LATENCY_FRAMES, 3, *LATENCY_LR_SIZE, generator=torch.Generator().manual_seed(0))
+    timed = interleaved_runtimes(networks, inputs, rounds, frames=LATENCY_FRAMES)
+    return {'lr_size': list(LATENCY_LR_SIZE), 'frames': LATENCY_FRAMES, 'rounds': rounds, 'threads':
+            torch.get_num_threads(), 'ms_per_frame': {variant: t['median_ms'] for variant, t in timed.items()},
+            'runs_ms': {variant: t['runs_ms'] for variant, t in timed.items()}}
+
+
+def is_results_file(report: dict) -> bool:
+    """Whether ``report`` is this benchmark's results file (a summary of PSNR and MACs per network)."""
+    summary = report.get('summary')
+    return (isinstance(summary, dict) and bool(summary) and 'schedule' in report
+            and all(isinstance(s, dict) and {'psnr', 'gmacs_per_frame_180x320'} <= set(s) for s in summary.values()))
+
+
+def draw(report: dict, png_path: Path) -> Path:
+    """The paper's Fig. 4 at small scale: PSNR against GMACs per frame and against measured ms per frame."""
+    from effsr_core.plotting import figure
+
+    summary, latency = report['summary'], report.get('latency')
+    with figure(png_path, 1, 2, figsize=(10, 4.2), dpi=120) as (_, (by_macs, by_ms)):
+        for ax, cost, label in ((by_macs, lambda name: summary[name]['gmacs_per_frame_180x320'],
+                                 'GMACs per frame at 180x320 (SpyNet apart)'),
+                                (by_ms, latency and (lambda name: latency['ms_per_frame'].get(name)),
+                                 'measured ms per frame at 180x320 (SpyNet included)')):
+            ax.set_xlabel(label)
+            ax.set_ylabel('PSNR (dB), 4 clips x 100 frames')
+            if cost is None:
+                ax.text(0.5, 0.5, 'latency not measured in this results file\n(python benchmarks/ssl_quality.py)',
+                        ha='center', va='center', transform=ax.transAxes)
+                continue
+            for name, s in summary.items():
+                if (x := cost(name)) is None:
+                    continue
+                ax.errorbar(x, s['psnr'], yerr=s['psnr_std'], fmt='o', capsize=3)
+                ax.annotate(name, (x, s['psnr']), textcoords='offset points', xytext=(4, 4), fontsize=7)
+        by_macs.set_title('quality against MACs')
+        by_ms.set_title('quality against latency' + (f' ({latency["threads"]} threads)' if latency else ''))
+    return png_path
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--variants', nargs='+', choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument('--workdir', default=str(REPO / 'benchmarks/work/ssl_quality'))
     parser.add_argument('--quick', action='store_true', help='a few iterations only (smoke run, not for results)')
+    parser.add_argument('--latency-rounds', type=int, default=5,
+                        help='interleaved timing rounds of every network after training (default 5; 0: skip)')
     parser.add_argument('--out', default=str(RESULTS / 'ssl_quality_cpu'))
+    parser.add_argument('--redraw', action='store_true', help='only draw the PNG again from the JSON at --out')
     args = parser.parse_args(argv)
+    if args.redraw:
+        path = Path(args.out).with_suffix('.json')
+        report = json.loads(path.read_text()) if path.exists() else {}
+        if not is_results_file(report):
+            parser.error(f'argument --out: {path} is not a results file of ssl_quality.py')
+        print(draw(report, Path(args.out).with_suffix('.png')))
+        return
     workdir = prepare_workdir(args.workdir)
     plan = schedule(args.quick)
     started = time.time()
@@ -150,19 +216,28 @@ def main(argv=None) -> None:
                 plan['lite_feat'] = matched_lite_width(ssl_runs[0]['gmacs_per_frame_180x320'])
             opt = variant_options(workdir, variant, seed, pretrained, plan)
             checkpoint = run(workdir, opt)
-            results[variant].append({'seed': seed, **evaluated(workdir, opt['name'], checkpoint, evaluate)})
+            results[variant].append({'seed': seed, 'name': opt['name'],
+                                     **evaluated(workdir, opt['name'], checkpoint, evaluate)})
             print(f'[{time.time() - started:.0f}s] {variant} seed {seed}: {results[variant][-1]}', flush=True)
             report = write_report(Path(args.out), results, plan, args.seeds, time.time() - started)
+    if args.latency_rounds:
+        print(f'[{time.time() - started:.0f}s] timing {len(results)} networks, {args.latency_rounds} rounds',
+              flush=True)
+        latency = measure_latency(workdir, {v: runs for v, runs in results.items() if runs}, args.latency_rounds)
+        report = write_report(Path(args.out), results, plan, args.seeds, time.time() - started, latency)
+    draw(report, Path(args.out).with_suffix('.png'))
     print(markdown(report))
 
 
-def write_report(out: Path, results: dict, plan: dict, seeds: list, wall_seconds: float) -> dict:
+def write_report(out: Path, results: dict, plan: dict, seeds: list, wall_seconds: float,
+                 latency: dict | None = None) -> dict:
     """Summarise the runs so far (mean over the seeds finished) and write the JSON and markdown reports."""
     from effsr_core.profiling.report import machine_info
 
     report = {'machine': machine_info(), 'command': [sys.executable, *sys.argv], 'schedule': plan,
               'seeds': seeds, 'wall_seconds': wall_seconds, 'runs': results,
-              'summary': seed_summary(results, ('psnr', 'ssim', 'params', 'gmacs_per_frame_180x320'))}
+              'summary': seed_summary(results, ('psnr', 'ssim', 'params', 'gmacs_per_frame_180x320')),
+              'latency': latency, 'png': out.with_suffix('.png').name}
     return write_report_files(out, report, markdown)
 
 
@@ -181,11 +256,20 @@ def markdown(report: dict) -> str:
              f'(pruning.group_score: mean), no TF. PSNR/SSIM: RGB, no crop, '
              f'4 validation clips x 100 frames, mean over seeds {report["seeds"]} (column "runs": seeds finished). '
              f'Wall time of the invocation that wrote this: {report["wall_seconds"] / 60:.0f} min.', '',
-             '| network | runs | PSNR (dB) | ± std | SSIM | params w/o SpyNet | GMACs/frame @180x320 |',
-             '|---|---|---|---|---|---|---|']
+             '| network | runs | PSNR (dB) | ± std | SSIM | params w/o SpyNet | GMACs/frame @180x320 '
+             '| ms/frame @180x320 |',
+             '|---|---|---|---|---|---|---|---|']
+    latency = (report.get('latency') or {}).get('ms_per_frame', {})
     for name, s in report['summary'].items():
+        ms = f'{latency[name]:.0f}' if name in latency else 'not measured'
         lines.append(f'| {name} | {s["runs"]} | {s["psnr"]:.3f} | {s["psnr_std"]:.3f} | {s["ssim"]:.4f} '
-                     f'| {s["params"]:,.0f} | {s["gmacs_per_frame_180x320"]:.1f} |')
+                     f'| {s["params"]:,.0f} | {s["gmacs_per_frame_180x320"]:.1f} | {ms} |')
+    if report.get('latency'):
+        t = report['latency']
+        lines += ['', f'ms/frame: SpyNet included, {t["frames"]} frames per forward, median of {t["rounds"]} '
+                      f'interleaved rounds after all training, {t["threads"]} threads.']
+    if report.get('png'):
+        lines += ['', f'![PSNR against MACs and latency]({report["png"]})']
     return '\n'.join(lines) + '\n'
 
 

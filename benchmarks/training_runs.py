@@ -3,6 +3,7 @@ runs with unchanged options are reused), and score a checkpoint on the bundled v
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -29,22 +30,45 @@ def prepare_workdir(workdir: str | Path) -> Path:
     return workdir
 
 
-def run(workdir: Path, opt: dict) -> Path:
-    """Train through our BasicSR entry point; a run that already finished in ``workdir`` is reused. The training's
-    wall-clock seconds are kept beside its options (``train_seconds``)."""
-    checkpoint = workdir / 'experiments' / opt['name'] / 'models' / 'net_g_latest.pth'
+def _checkpoint(workdir: Path, opt: dict) -> Path:
+    return workdir / 'experiments' / opt['name'] / 'models' / 'net_g_latest.pth'
+
+
+def launch(workdir: Path, opt: dict, core: int | None = None) -> subprocess.Popen | None:
+    """Start training ``opt`` through our BasicSR entry point (stdout and stderr to ``workdir/<name>.log``), or
+    return None when a run with unchanged options already finished in ``workdir``. With ``core``, the run and its
+    data-loader workers are pinned to that CPU core with one torch thread, so that two runs started side by side
+    share the machine evenly."""
     path = workdir / f'{opt["name"]}.yml'
-    if checkpoint.exists() and path.exists() and yaml.safe_load(path.read_text()) == opt:
-        return checkpoint
-    (workdir / f'{opt["name"]}.result.json').unlink(missing_ok=True)
+    if _checkpoint(workdir, opt).exists() and path.exists() and yaml.safe_load(path.read_text()) == opt:
+        return None
+    for stale in (f'{opt["name"]}.result.json', f'{opt["name"]}.train.json'):
+        (workdir / stale).unlink(missing_ok=True)
     path.write_text(yaml.safe_dump(opt, sort_keys=False))
-    log = workdir / f'{opt["name"]}.log'
-    started = time.time()
-    with open(log, 'w') as f:
-        subprocess.run([sys.executable, '-m', 'effsr_core.train', '-opt', str(path)], cwd=workdir, stdout=f,
-                       stderr=subprocess.STDOUT, check=True)
-    (workdir / f'{opt["name"]}.train.json').write_text(json.dumps({'seconds': time.time() - started}))
-    return checkpoint
+    command, env = [sys.executable, '-m', 'effsr_core.train', '-opt', str(path)], dict(os.environ)
+    if core is not None:
+        command = ['taskset', '-c', str(core), *command]
+        env.update(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    with open(workdir / f'{opt["name"]}.log', 'w') as log:
+        process = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=env)
+    process.started = time.time()
+    return process
+
+
+def wait(workdir: Path, opt: dict, process: subprocess.Popen | None) -> Path:
+    """The finished run's latest checkpoint; the training's wall-clock seconds are kept beside its options
+    (``train_seconds``). A failed run raises ``CalledProcessError`` (its log is ``workdir/<name>.log``)."""
+    if process is not None:
+        if process.wait() != 0:
+            raise subprocess.CalledProcessError(process.returncode, process.args)
+        seconds = time.time() - process.started
+        (workdir / f'{opt["name"]}.train.json').write_text(json.dumps({'seconds': seconds}))
+    return _checkpoint(workdir, opt)
+
+
+def run(workdir: Path, opt: dict) -> Path:
+    """Train ``opt`` (``launch`` then ``wait``); a run that already finished in ``workdir`` is reused."""
+    return wait(workdir, opt, launch(workdir, opt))
 
 
 def train_seconds(workdir: Path, name: str) -> float | None:
